@@ -1,0 +1,54 @@
+# Two commands on a fresh Debian bookworm machine (as root, or with sudo):
+#   make run   install what is missing, then start Orthanc with the plugin (foreground)
+#   make test  install what is missing, then lint and run the whole test suite
+# Both are idempotent: with everything installed they go straight to work.
+
+SHELL := /bin/bash
+PYTHON := /usr/bin/python3
+VENV := .venv
+DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: run test lint install system-packages
+
+run: install
+	PYTHONPATH=plugin exec $(VENV)/bin/python -m hounsfield.launcher orthanc.json
+
+test: install $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+
+install: system-packages $(VENV)/.installed
+
+# Debian's orthanc package starts and enables a system service on ports 8042/4242;
+# this project's server is `make run`, so the service is kept from starting.
+system-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  policy=/usr/sbin/policy-rc.d; made_policy=; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null \
+	    && $(SUDO) chmod +x $$policy && made_policy=1; fi; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  status=$$?; [ -n "$$made_policy" ] && $(SUDO) rm -f $$policy; \
+	  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
+	    $(SUDO) systemctl disable --now orthanc >/dev/null 2>&1 || true; fi; \
+	  exit $$status; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@

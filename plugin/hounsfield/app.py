@@ -1,0 +1,149 @@
+"""The composition root: builds every component from the settings and wires them.
+
+Knows nothing of the ``orthanc`` module: the adapter hands it an ``OrthancApi``, a
+metrics sink and HTTP requests, and calls ``start``/``stop`` at Orthanc's start and stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hounsfield import health
+from hounsfield.config import Settings
+from hounsfield.db import Database, Migration, apply_migrations
+from hounsfield.events import dispatcher as event_dispatcher
+from hounsfield.events.context import EventContext
+from hounsfield.events.dispatcher import EventDispatcher
+from hounsfield.events.types import Event, EventRecord
+from hounsfield.extensions import Registry, load_extensions
+from hounsfield.jobs import queue as job_queue
+from hounsfield.jobs import routes as job_routes
+from hounsfield.jobs.model import Job
+from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.supervisor import WorkerPool
+from hounsfield.orthanc_api import OrthancApi
+from hounsfield.web import Request, Response, Router
+
+log = logging.getLogger(__name__)
+
+MetricsSink = Callable[[str, float], None]
+
+PLUGIN_DIRECTORY = Path(__file__).resolve().parent.parent
+
+MIGRATIONS: list[Migration] = [*job_queue.MIGRATIONS, *event_dispatcher.MIGRATIONS]
+ROUTES = [health.routes, job_routes.routes]
+
+
+class Application:
+    def __init__(
+        self,
+        settings: Settings,
+        orthanc: OrthancApi,
+        metrics: MetricsSink,
+        *,
+        worker_python: str,
+    ) -> None:
+        self.settings = settings
+        self.orthanc = orthanc
+        self._metrics = metrics
+        self._worker_python = worker_python
+        self.migrations = MIGRATIONS
+        self.db = Database(settings.database_path)
+        for name in apply_migrations(self.db, self.migrations):
+            log.info("database migration applied: %s", name)
+        self.registry = Registry()
+        load_extensions(settings.plugin.extensions, self.registry)
+        self.jobs = SqliteJobQueue(self.db, default_max_attempts=settings.plugin.max_attempts)
+        self.pool = WorkerPool(
+            self.jobs,
+            self._spawn_worker,
+            size=settings.plugin.workers,
+            node=settings.plugin.node_name,
+            cancel_grace_seconds=settings.plugin.cancel_grace_seconds,
+            tick=self.publish_metrics,
+        )
+        self.events = EventDispatcher(self.db, self.registry, self._event_context)
+        self.router = Router(ROUTES)
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.pool.start()
+        self.events.start()
+        log.info(
+            "Hounsfield started: %s worker(s), data in %s",
+            self.pool.size,
+            self.settings.data_directory,
+        )
+
+    def stop(self) -> None:
+        """Idempotent: Orthanc's stop event and interpreter exit may both call it."""
+        if not self._started:
+            return
+        self._started = False
+        self.events.stop()
+        self.pool.stop()
+        log.info("Hounsfield stopped")
+
+    def handle_http(self, request: Request) -> Response:
+        request.app = self
+        request.max_body_bytes = self.settings.plugin.max_request_bytes
+        return self.router.handle(request)
+
+    def on_change(self, event: Event, resource_id: str) -> None:
+        self.events.record(event, resource_id)
+
+    def submit(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        priority: int = 0,
+        dedupe_key: str | None = None,
+    ) -> Job:
+        """Queue a job and wake the workers at once."""
+        job = self.jobs.enqueue(kind, params, priority=priority, dedupe_key=dedupe_key)
+        self.pool.wake()
+        return job
+
+    def publish_metrics(self) -> None:
+        for state, count in self.jobs.counts().items():
+            self._metrics(f"hounsfield_jobs_{state}", count)
+        oldest = self.jobs.oldest_queued_age()
+        self._metrics("hounsfield_queue_oldest_seconds", oldest or 0.0)
+        workers = self.pool.status()
+        self._metrics("hounsfield_workers_alive", sum(w["alive"] for w in workers))
+        self._metrics("hounsfield_worker_restarts", sum(w["restarts"] for w in workers))
+        self._metrics("hounsfield_events_pending", self.events.pending())
+
+    def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
+        return EventContext(record, handler_name, self.orthanc, self.submit)
+
+    def _spawn_worker(self, slot: int) -> subprocess.Popen:
+        command = [
+            self._worker_python,
+            "-m",
+            "hounsfield.jobs.worker",
+            "--database",
+            str(self.settings.database_path),
+            "--node",
+            self.settings.plugin.node_name,
+            "--slot",
+            str(slot),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        for extension in self.settings.plugin.extensions:
+            command += ["--extension", extension]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(PLUGIN_DIRECTORY), env.get("PYTHONPATH")])
+        )
+        return subprocess.Popen(command, stdin=subprocess.PIPE, env=env, close_fds=True)

@@ -1,0 +1,68 @@
+"""The plugin's settings: the ``Hounsfield`` section of Orthanc's configuration.
+
+Orthanc has already merged its configuration (the launcher applied the
+``ORTHANC__...`` environment overrides); this module validates our section, so a
+typo in a key or a wrong type stops start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_pascal
+
+SECTION = "Hounsfield"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class PluginSection(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
+
+    data_directory: str | None = None
+    workers: int = Field(1, ge=0, le=64)
+    max_attempts: int = Field(3, ge=1, le=100)
+    cancel_grace_seconds: float = Field(10.0, gt=0)
+    minimum_free_space_mb: int = Field(500, ge=0, alias="MinimumFreeSpaceMB")
+    extensions: list[str] = Field(default_factory=list)
+    max_request_bytes: int = Field(1 << 20, ge=1024)
+    node_name: str = Field(default_factory=socket.gethostname, min_length=1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_directory: Path
+    data_directory: Path
+    http_port: int
+    plugin: PluginSection
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_directory / "hounsfield.db"
+
+
+def load_settings(orthanc_config: dict[str, Any]) -> Settings:
+    try:
+        plugin = PluginSection.model_validate(orthanc_config.get(SECTION, {}))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{SECTION}.{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from error
+    storage = Path(orthanc_config.get("StorageDirectory", "OrthancStorage")).resolve()
+    data = (
+        Path(plugin.data_directory).resolve() if plugin.data_directory else storage / "hounsfield"
+    )
+    return Settings(
+        storage_directory=storage,
+        data_directory=data,
+        http_port=int(orthanc_config.get("HttpPort", 8042)),
+        plugin=plugin,
+    )

@@ -1,0 +1,1 @@
+"""Orthanc's changes (stable study, new instance...) delivered durably to bound handlers."""

@@ -1,0 +1,28 @@
+"""What an event handler sees: the event, Orthanc, and a way to queue heavy work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hounsfield.events.types import EventRecord
+from hounsfield.jobs.model import Job
+from hounsfield.orthanc_api import OrthancApi
+
+Submit = Callable[..., Job]
+
+
+@dataclass
+class EventContext:
+    event: EventRecord
+    handler_name: str
+    orthanc: OrthancApi
+    submit: Submit
+    _enqueued: int = field(default=0, init=False)
+
+    def enqueue(self, kind: str, params: dict[str, Any], *, priority: int = 0) -> Job:
+        """Queue a job for this event; a re-delivered event never queues it twice."""
+        self._enqueued += 1
+        key = f"event:{self.event.id}:{self.handler_name}:{self._enqueued}"
+        return self.submit(kind, params, priority=priority, dedupe_key=key)

@@ -1,0 +1,140 @@
+"""Durable delivery of events to handlers, off Orthanc's callback thread.
+
+Orthanc's change callback only records the event (one INSERT) and wakes the
+dispatcher thread. Each (event, handler) delivery is recorded, so after a crash the
+dispatcher resumes where it stopped and no handler sees an event twice once its
+delivery is recorded; handlers queue jobs through ``EventContext.enqueue``, which is
+idempotent, so even a delivery cut short before being recorded queues nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import sqlite_utils
+
+from hounsfield.clock import now_iso
+from hounsfield.db import Database, Migration
+from hounsfield.events.context import EventContext
+from hounsfield.events.types import Event, EventRecord
+from hounsfield.extensions import BoundHandler, Registry
+
+log = logging.getLogger(__name__)
+
+ContextFactory = Callable[[EventRecord, str], EventContext]
+
+
+def _create_event_tables(db: sqlite_utils.Database) -> None:
+    db["events"].create(
+        {"id": int, "type": str, "resource_id": str, "created_at": str, "dispatched_at": str},
+        pk="id",
+        not_null={"type", "resource_id", "created_at"},
+    )
+    db["events"].create_index(["dispatched_at", "id"], index_name="events_pending")
+    db["event_deliveries"].create(
+        {"event_id": int, "handler": str, "outcome": str, "error": str, "delivered_at": str},
+        pk=("event_id", "handler"),
+        foreign_keys=[("event_id", "events", "id")],
+        not_null={"outcome", "delivered_at"},
+    )
+
+
+MIGRATIONS = [Migration("events.0001.create", _create_event_tables)]
+
+
+class EventDispatcher:
+    def __init__(self, database: Database, registry: Registry, context: ContextFactory) -> None:
+        self.db = database
+        self.registry = registry
+        self._context = context
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wants(self, event: Event) -> bool:
+        return bool(self.registry.handlers_for(event))
+
+    def record(self, event: Event, resource_id: str) -> int | None:
+        """Persist an event for delivery; events no handler listens to are not stored."""
+        if not self.wants(event):
+            return None
+        rows = self.db.execute(
+            "INSERT INTO events (type, resource_id, created_at) VALUES (?, ?, ?) RETURNING id",
+            (event.value, resource_id, now_iso()),
+        )
+        self._wake.set()
+        return rows[0][0]
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def pending(self) -> int:
+        return self.db.query("SELECT count(*) FROM events WHERE dispatched_at IS NULL")[0][0]
+
+    def deliveries(self, event_id: int) -> dict[str, str]:
+        rows = self.db.query(
+            "SELECT handler, outcome FROM event_deliveries WHERE event_id = ?", (event_id,)
+        )
+        return {row["handler"]: row["outcome"] for row in rows}
+
+    def dispatch_pending(self) -> int:
+        """Deliver every undelivered event, oldest first; returns how many were completed."""
+        done = 0
+        while not self._stopping.is_set():
+            rows = self.db.query(
+                "SELECT * FROM events WHERE dispatched_at IS NULL ORDER BY id LIMIT 100"
+            )
+            if not rows:
+                break
+            for row in rows:
+                if self._stopping.is_set():
+                    break
+                record = EventRecord(
+                    row["id"], Event(row["type"]), row["resource_id"], row["created_at"]
+                )
+                self._deliver(record)
+                done += 1
+        return done
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="hounsfield-events", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.dispatch_pending()
+            except Exception:
+                log.exception("event dispatch failed; retrying shortly")
+            self._wake.wait(timeout=5.0)
+
+    def _deliver(self, record: EventRecord) -> None:
+        delivered = self.deliveries(record.id)
+        for bound in self.registry.handlers_for(record.type):
+            if bound.name not in delivered:
+                self._call(bound, record)
+        self.db.execute("UPDATE events SET dispatched_at = ? WHERE id = ?", (now_iso(), record.id))
+
+    def _call(self, bound: BoundHandler, record: EventRecord) -> None:
+        outcome, error = "ok", None
+        try:
+            bound.handler(self._context(record, bound.name))
+        except Exception as exc:
+            log.exception("handler %s failed on %s %s", bound.name, record.type, record.resource_id)
+            outcome, error = "error", f"{type(exc).__name__}: {exc}"
+        self.db.execute(
+            "INSERT INTO event_deliveries (event_id, handler, outcome, error, delivered_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (record.id, bound.name, outcome, error, now_iso()),
+        )

@@ -1,0 +1,98 @@
+"""GET /api/health: each component's state; 200 only when every one is healthy."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hounsfield.db.migrations import applied_migrations
+from hounsfield.web import Request, Response, RouteTable
+
+if TYPE_CHECKING:
+    from hounsfield.app import Application
+
+routes = RouteTable()
+
+Check = Callable[["Application"], dict[str, Any]]
+
+
+def check_database(app: Application) -> dict[str, Any]:
+    applied = applied_migrations(app.db)
+    missing = [m.name for m in app.migrations if m.name not in applied]
+    return {
+        "healthy": not missing,
+        "path": str(app.db.path),
+        "migrations": len(applied),
+        **({"missingMigrations": missing} if missing else {}),
+    }
+
+
+def check_storage(app: Application) -> dict[str, Any]:
+    free = shutil.disk_usage(app.settings.storage_directory).free
+    minimum = app.settings.plugin.minimum_free_space_mb * 1024 * 1024
+    return {
+        "healthy": free >= minimum,
+        "path": str(app.settings.storage_directory),
+        "freeBytes": free,
+        "minimumFreeBytes": minimum,
+    }
+
+
+def check_workers(app: Application) -> dict[str, Any]:
+    workers = app.pool.status()
+    return {
+        "healthy": app.pool.healthy(),
+        "configured": app.pool.size,
+        "alive": sum(w["alive"] for w in workers),
+        "workers": workers,
+    }
+
+
+def check_queue(app: Application) -> dict[str, Any]:
+    counts = app.jobs.counts()
+    oldest = app.jobs.oldest_queued_age()
+    starved = counts["queued"] > 0 and not any(w["alive"] for w in app.pool.status())
+    return {
+        "healthy": not starved,
+        "depth": counts["queued"],
+        "running": counts["running"],
+        "oldestQueuedSeconds": round(oldest, 1) if oldest is not None else None,
+        "jobs": counts,
+        **({"problem": "jobs are queued but no worker is alive"} if starved else {}),
+    }
+
+
+def check_events(app: Application) -> dict[str, Any]:
+    running = app.events.running()
+    return {
+        "healthy": running,
+        "pending": app.events.pending(),
+        **({} if running else {"problem": "event dispatcher is not running"}),
+    }
+
+
+CHECKS: dict[str, Check] = {
+    "database": check_database,
+    "storage": check_storage,
+    "workers": check_workers,
+    "queue": check_queue,
+    "events": check_events,
+}
+
+
+def health_report(app: Application) -> dict[str, Any]:
+    components: dict[str, dict[str, Any]] = {}
+    for name, check in CHECKS.items():
+        try:
+            components[name] = check(app)
+        except Exception as error:
+            components[name] = {"healthy": False, "error": f"{type(error).__name__}: {error}"}
+    healthy = all(component["healthy"] for component in components.values())
+    return {"status": "ok" if healthy else "unhealthy", "components": components}
+
+
+@routes.get("/api/health")
+def get_health(request: Request) -> Response:
+    report = health_report(request.app)
+    return Response.json(report, status=200 if report["status"] == "ok" else 503)

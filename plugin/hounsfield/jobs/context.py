@@ -1,0 +1,42 @@
+"""What a job handler sees while it runs inside a worker process."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from hounsfield.jobs.model import Job
+
+if TYPE_CHECKING:
+    from hounsfield.jobs.queue import JobQueue
+
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+class JobCancelled(Exception):
+    """Raised from ``JobContext.progress`` once a cancellation was requested."""
+
+
+class JobContext:
+    """Parameters of the job and a way to report progress (which also notices cancellation)."""
+
+    def __init__(self, queue: JobQueue, job: Job, worker: str) -> None:
+        self.job = job
+        self._queue = queue
+        self._worker = worker
+        self._last_report = 0.0
+        self.cancel_requested = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Report progress (0-100); throttled, so call it as often as convenient."""
+        now = time.monotonic()
+        if message is None and now - self._last_report < PROGRESS_INTERVAL_SECONDS:
+            return
+        self._last_report = now
+        if self._queue.report_progress(self.job.id, self._worker, int(percent), message):
+            self.cancel_requested = True
+            raise JobCancelled(f"job {self.job.id} was cancelled")

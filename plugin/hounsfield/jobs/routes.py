@@ -1,0 +1,80 @@
+"""REST routes of the job queue: list, inspect, submit, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hounsfield.jobs.model import Job, JobState
+from hounsfield.web import HttpError, Request, Response, RouteTable
+
+routes = RouteTable()
+
+MAX_PAGE = 500
+
+
+class JobSubmission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(0, ge=-100, le=100)
+
+
+def _job_or_404(request: Request) -> Job:
+    job_id = request.path_params["job_id"]
+    job = request.app.jobs.get(job_id)
+    if job is None:
+        raise HttpError(404, f"no job {job_id}")
+    return job
+
+
+def _state(value: str) -> JobState:
+    try:
+        return JobState(value)
+    except ValueError:
+        raise ValueError(value) from None
+
+
+@routes.get("/api/jobs")
+def list_jobs(request: Request) -> dict[str, Any]:
+    state = request.query_value("state", _state)
+    kind = request.query_value("kind")
+    limit = request.query_value("limit", int, 50)
+    offset = request.query_value("offset", int, 0)
+    if not 1 <= limit <= MAX_PAGE:
+        raise HttpError(400, f"query parameter 'limit' must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise HttpError(400, "query parameter 'offset' must not be negative")
+    queue = request.app.jobs
+    jobs = queue.list(state=state, kind=kind, limit=limit, offset=offset)
+    return {
+        "jobs": [job.to_json() for job in jobs],
+        "total": queue.count(state=state, kind=kind),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@routes.post("/api/jobs")
+def submit_job(request: Request) -> Response:
+    submission = request.parse(JobSubmission)
+    known = request.app.registry.job_kinds
+    if submission.kind not in known:
+        raise HttpError(400, f"unknown job kind {submission.kind!r}", known=sorted(known))
+    job = request.app.submit(submission.kind, submission.params, priority=submission.priority)
+    return Response.json(job.to_json(), status=201, Location=f"/api/jobs/{job.id}")
+
+
+@routes.get("/api/jobs/{job_id:int}")
+def get_job(request: Request) -> dict[str, Any]:
+    return _job_or_404(request).to_json()
+
+
+@routes.post("/api/jobs/{job_id:int}/cancel")
+def cancel_job(request: Request) -> dict[str, Any]:
+    job = _job_or_404(request)
+    if job.state.finished:
+        raise HttpError(409, f"job {job.id} already finished: {job.state.value}", job=job.to_json())
+    return request.app.jobs.request_cancel(job.id).to_json()

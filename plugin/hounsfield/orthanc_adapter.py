@@ -1,0 +1,111 @@
+"""The one module that touches the ``orthanc`` module: callbacks in, SDK calls out.
+
+Everything here stays thin: translate Orthanc's callback arguments into our types,
+hand them to the ``Application``, and translate the answer back.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+from typing import Any
+
+import orthanc
+
+from hounsfield.app import Application
+from hounsfield.config import load_settings
+from hounsfield.events.types import Event
+from hounsfield.web import Request, Response
+
+log = logging.getLogger(__name__)
+
+CHANGE_EVENTS = {
+    orthanc.ChangeType.STABLE_STUDY: Event.STUDY_STABLE,
+    orthanc.ChangeType.STABLE_SERIES: Event.SERIES_STABLE,
+    orthanc.ChangeType.NEW_INSTANCE: Event.INSTANCE_NEW,
+}
+
+
+class OrthancLogHandler(logging.Handler):
+    """Routes Python logging into Orthanc's log, at the matching level."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)
+        if record.levelno >= logging.ERROR:
+            orthanc.LogError(message)
+        elif record.levelno >= logging.WARNING:
+            orthanc.LogWarning(message)
+        else:
+            orthanc.LogInfo(message)
+
+
+class PluginOrthancApi:
+    """``OrthancApi`` through the SDK's in-process REST calls (no HTTP, no auth)."""
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(orthanc.RestApiGet(path))
+
+
+def set_metric(name: str, value: float) -> None:
+    orthanc.SetMetricsValue(name, float(value), orthanc.MetricsType.DEFAULT)
+
+
+def send(output: Any, response: Response) -> None:
+    for name, value in response.headers.items():
+        output.SetHttpHeader(name, value)
+    if response.status == 200:
+        output.AnswerBuffer(response.body, response.content_type)
+    elif response.status == 405:  # Orthanc insists on its dedicated call for 405
+        output.SendMethodNotAllowed(",".join(response.allowed_methods))
+    else:
+        output.SetHttpHeader("Content-Type", response.content_type)
+        _send_http_status(output, response.status, response.body)
+
+
+def _send_http_status(output: Any, status: int, body: bytes) -> None:
+    try:
+        output.SendHttpStatus(status, body)  # Python plugin >= 4.1: (status, bytes)
+    except TypeError:
+        # Python plugin 4.0 (Debian bookworm): (status, str, length); our bodies are ASCII
+        output.SendHttpStatus(status, body.decode("ascii"), len(body))
+
+
+def install(worker_python: str) -> Application:
+    """Build the application from Orthanc's configuration and register every callback."""
+    package_log = logging.getLogger("hounsfield")
+    package_log.addHandler(OrthancLogHandler())
+    package_log.setLevel(logging.INFO)
+    package_log.propagate = False
+
+    settings = load_settings(json.loads(orthanc.GetConfiguration()))
+    app = Application(settings, PluginOrthancApi(), set_metric, worker_python=worker_python)
+
+    def on_rest(output: Any, uri: str, **request: Any) -> None:
+        try:
+            response = app.handle_http(
+                Request(
+                    method=request["method"],
+                    path=uri,
+                    query=request.get("get") or {},
+                    headers=request.get("headers") or {},
+                    body=request.get("body") or b"",
+                )
+            )
+        except Exception:
+            log.exception("request %s %s could not be handled", request.get("method"), uri)
+            response = Response.json({"error": "internal error", "status": 500}, status=500)
+        send(output, response)
+
+    def on_change(change_type: int, level: int, resource_id: str) -> None:
+        if change_type == orthanc.ChangeType.ORTHANC_STARTED:
+            app.start()
+        elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
+            app.stop()
+        elif change_type in CHANGE_EVENTS:
+            app.on_change(CHANGE_EVENTS[change_type], resource_id)
+
+    orthanc.RegisterRestCallback("/api/.*", on_rest)
+    orthanc.RegisterOnChangeCallback(on_change)
+    atexit.register(app.stop)
+    return app

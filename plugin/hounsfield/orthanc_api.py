@@ -1,0 +1,11 @@
+"""The part of Orthanc that domain code may use, as an interface it can be tested against."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class OrthancApi(Protocol):
+    def get_json(self, path: str) -> Any:
+        """GET one of Orthanc's REST resources (e.g. ``/studies/{id}``) as parsed JSON."""
+        ...

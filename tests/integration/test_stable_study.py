@@ -1,0 +1,38 @@
+"""A study sent over DICOM reaches the stable-study handlers exactly once."""
+
+from __future__ import annotations
+
+import time
+
+import pydicom
+
+from tests.support.server import OrthancServer, wait_for
+
+
+def stable_events(orthanc: OrthancServer, study_uid: str) -> list[list[str]]:
+    if not orthanc.events_log.exists():
+        return []
+    lines = [line.split() for line in orthanc.events_log.read_text().splitlines()]
+    return [line for line in lines if line[2] == study_uid]
+
+
+def test_a_stored_study_reaches_its_handler_exactly_once(
+    orthanc: OrthancServer, dicom_file
+) -> None:
+    path = dicom_file("CT_small.dcm")
+    study_uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
+    orthanc.store(path)
+    studies = orthanc.get("/studies").json()
+    assert len(studies) >= 1
+
+    events = wait_for(lambda: stable_events(orthanc, study_uid), 20, "the stable-study event")
+    time.sleep(3)  # longer than StableAge: a second delivery would show by now
+    events = stable_events(orthanc, study_uid)
+    assert len(events) == 1
+    orthanc_id = events[0][0]
+    assert orthanc_id in studies
+
+    jobs = orthanc.get("/api/jobs?kind=tests.sleep&limit=500").json()["jobs"]
+    queued_for_study = [job for job in jobs if job["params"].get("study") == orthanc_id]
+    assert len(queued_for_study) == 1
+    assert orthanc.wait_job(queued_for_study[0]["id"])["state"] == "succeeded"

@@ -54,7 +54,7 @@ class Request:
     app: Any = None
 
     def json(self) -> Any:
-        """The body parsed as JSON: 413 when too large, 400 with the parser's reason if malformed."""
+        """The body as JSON: 413 when too large, 400 with the parser's reason if malformed."""
         if len(self.body) > self.max_body_bytes:
             raise HttpError(413, f"request body exceeds {self.max_body_bytes} bytes")
         if not self.body.strip():

@@ -249,7 +249,7 @@ class SqliteJobQueue:
     def cancel_overdue(self, *, node: str, grace_seconds: float) -> list[Job]:
         """Running jobs of ``node`` asked to cancel more than ``grace_seconds`` ago."""
         rows = self.db.query(
-            "SELECT * FROM jobs WHERE state = 'running' AND node = ? AND cancel_requested_at < ?",
+            "SELECT * FROM jobs WHERE state = 'running' AND node = ? AND cancel_requested_at <= ?",
             (node, iso_seconds_ago(grace_seconds)),
         )
         return [Job.from_row(row) for row in rows]

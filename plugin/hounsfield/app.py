@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from hounsfield import health
 from hounsfield.config import Settings
 from hounsfield.db import Database, Migration, apply_migrations
 from hounsfield.events import dispatcher as event_dispatcher
+from hounsfield.events import stability
 from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
+from hounsfield.events.stability import StabilityTracker
 from hounsfield.events.types import Event, EventRecord
 from hounsfield.extensions import Registry, load_extensions
 from hounsfield.jobs import queue as job_queue
@@ -35,7 +38,11 @@ MetricsSink = Callable[[str, float], None]
 
 PLUGIN_DIRECTORY = Path(__file__).resolve().parent.parent
 
-MIGRATIONS: list[Migration] = [*job_queue.MIGRATIONS, *event_dispatcher.MIGRATIONS]
+MIGRATIONS: list[Migration] = [
+    *job_queue.MIGRATIONS,
+    *event_dispatcher.MIGRATIONS,
+    *stability.MIGRATIONS,
+]
 ROUTES = [health.routes, job_routes.routes]
 
 
@@ -68,8 +75,10 @@ class Application:
             tick=self.publish_metrics,
         )
         self.events = EventDispatcher(self.db, self.registry, self._event_context)
+        self.stability = StabilityTracker(self.db)
         self.router = Router(ROUTES)
         self._started = False
+        self._settle_timer: threading.Timer | None = None
 
     def start(self) -> None:
         if self._started:
@@ -77,6 +86,13 @@ class Application:
         self._started = True
         self.pool.start()
         self.events.start()
+        leftovers = self.stability.pending()
+        if leftovers:
+            log.warning("%s stud(ies) were settling when Orthanc stopped", len(leftovers))
+            self._settle_timer = threading.Timer(
+                self.settings.stable_age_seconds, self._settle_leftovers, (leftovers,)
+            )
+            self._settle_timer.start()
         log.info(
             "Hounsfield started: %s worker(s), data in %s",
             self.pool.size,
@@ -88,6 +104,8 @@ class Application:
         if not self._started:
             return
         self._started = False
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
         self.events.stop()
         self.pool.stop()
         log.info("Hounsfield stopped")
@@ -98,7 +116,33 @@ class Application:
         return self.router.handle(request)
 
     def on_change(self, event: Event, resource_id: str) -> None:
+        if self.events.wants(Event.STUDY_STABLE):  # keep stable studies durable over restarts
+            if event is Event.SERIES_NEW:
+                study_id = self.orthanc.get_json(f"/series/{resource_id}")["ParentStudy"]
+                self.stability.unsettled(study_id)
+            elif event is Event.STUDY_STABLE:
+                self._declare_stable(resource_id)
+                return
         self.events.record(event, resource_id)
+
+    def _declare_stable(self, study_id: str) -> None:
+        with self.db.transaction():  # forget it as unsettled exactly when its event is stored
+            self.stability.settled(study_id)
+            self.events.record(Event.STUDY_STABLE, study_id, notify=False)
+        self.events.notify()
+
+    def _settle_leftovers(self, study_ids: list[str]) -> None:
+        """Declare stable the studies Orthanc forgot in a restart (it tracks the others)."""
+        for study_id in study_ids:
+            try:
+                study = self.orthanc.get_json(f"/studies/{study_id}")
+            except Exception:
+                log.info("study %s is gone; nothing to settle", study_id)
+                self.stability.settled(study_id)
+                continue
+            if study.get("IsStable", True) and study_id in self.stability.pending():
+                log.warning("study %s declared stable after the restart", study_id)
+                self._declare_stable(study_id)
 
     def submit(
         self,

@@ -39,7 +39,7 @@ class PluginSection(BaseModel):
 class Settings:
     storage_directory: Path
     data_directory: Path
-    http_port: int
+    stable_age_seconds: float
     plugin: PluginSection
 
     @property
@@ -63,6 +63,6 @@ def load_settings(orthanc_config: dict[str, Any]) -> Settings:
     return Settings(
         storage_directory=storage,
         data_directory=data,
-        http_port=int(orthanc_config.get("HttpPort", 8042)),
+        stable_age_seconds=float(orthanc_config.get("StableAge", 60)),
         plugin=plugin,
     )

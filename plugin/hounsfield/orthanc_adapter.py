@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 CHANGE_EVENTS = {
     orthanc.ChangeType.STABLE_STUDY: Event.STUDY_STABLE,
+    orthanc.ChangeType.NEW_SERIES: Event.SERIES_NEW,
     orthanc.ChangeType.STABLE_SERIES: Event.SERIES_STABLE,
     orthanc.ChangeType.NEW_INSTANCE: Event.INSTANCE_NEW,
 }
@@ -103,7 +104,10 @@ def install(worker_python: str) -> Application:
         elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
             app.stop()
         elif change_type in CHANGE_EVENTS:
-            app.on_change(CHANGE_EVENTS[change_type], resource_id)
+            try:
+                app.on_change(CHANGE_EVENTS[change_type], resource_id)
+            except Exception:
+                log.exception("change %s of %s could not be recorded", change_type, resource_id)
 
     orthanc.RegisterRestCallback("/api/.*", on_rest)
     orthanc.RegisterOnChangeCallback(on_change)

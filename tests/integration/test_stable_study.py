@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pydicom
@@ -36,3 +37,22 @@ def test_a_stored_study_reaches_its_handler_exactly_once(
     queued_for_study = [job for job in jobs if job["params"].get("study") == orthanc_id]
     assert len(queued_for_study) == 1
     assert orthanc.wait_job(queued_for_study[0]["id"])["state"] == "succeeded"
+
+
+def test_a_study_settling_when_orthanc_is_killed_becomes_stable_after_restart(
+    make_orthanc, dicom_file
+) -> None:
+    orthanc = make_orthanc(stable_age=60).start()
+    path = dicom_file("MR_small.dcm")
+    study_uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
+    orthanc.store(path)
+    (study_id,) = orthanc.get("/studies").json()
+    assert orthanc.get(f"/studies/{study_id}").json()["IsStable"] is False
+    orthanc.stop(signal.SIGKILL)  # Orthanc forgets which studies were still settling
+
+    orthanc.env["ORTHANC__STABLE_AGE"] = "2"
+    orthanc.start()
+    events = wait_for(lambda: stable_events(orthanc, study_uid), 20, "the recovered event")
+    time.sleep(3)
+    assert stable_events(orthanc, study_uid) == events
+    assert len(events) == 1 and events[0][0] == study_id

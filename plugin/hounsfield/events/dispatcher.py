@@ -56,16 +56,24 @@ class EventDispatcher:
     def wants(self, event: Event) -> bool:
         return bool(self.registry.handlers_for(event))
 
-    def record(self, event: Event, resource_id: str) -> int | None:
-        """Persist an event for delivery; events no handler listens to are not stored."""
+    def record(self, event: Event, resource_id: str, *, notify: bool = True) -> int | None:
+        """Persist an event for delivery; events no handler listens to are not stored.
+
+        Inside a caller's transaction pass ``notify=False`` and call ``notify`` after the
+        commit, or the dispatcher may look before the event is visible.
+        """
         if not self.wants(event):
             return None
         rows = self.db.execute(
             "INSERT INTO events (type, resource_id, created_at) VALUES (?, ?, ?) RETURNING id",
             (event.value, resource_id, now_iso()),
         )
-        self._wake.set()
+        if notify:
+            self.notify()
         return rows[0][0]
+
+    def notify(self) -> None:
+        self._wake.set()
 
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

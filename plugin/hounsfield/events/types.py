@@ -8,6 +8,7 @@ from enum import StrEnum
 
 class Event(StrEnum):
     STUDY_STABLE = "study.stable"
+    SERIES_NEW = "series.new"
     SERIES_STABLE = "series.stable"
     INSTANCE_NEW = "instance.new"
 

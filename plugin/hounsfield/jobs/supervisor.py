@@ -151,6 +151,8 @@ class WorkerPool:
             for slot in self._slots:
                 if slot.process is not None and slot.process.poll() is not None:
                     self._reap(slot, now)
+                elif slot.alive() and now - slot.started_at >= QUICK_EXIT_SECONDS:
+                    slot.quick_exits = 0  # it has stayed up: no longer crash-looping
                 if slot.process is None and now >= slot.next_start:
                     self._spawn(slot, now)
         for job in self.queue.cancel_overdue(node=self.node, grace_seconds=self._cancel_grace):
@@ -180,8 +182,6 @@ class WorkerPool:
         slot.last_exit = reason
         if now - slot.started_at < QUICK_EXIT_SECONDS:
             self._back_off(slot, now)
-        else:
-            slot.quick_exits = 0
 
     def _back_off(self, slot: WorkerSlot, now: float) -> None:
         slot.quick_exits += 1

@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         target = write_effective_config(config)
     except (OSError, ValueError, EnvConfigError, ConfigError) as error:
         sys.exit(f"hounsfield: cannot prepare the configuration: {error}")
+    # DCMTK (Orthanc's DICOM layer) reads TCP_NODELAY: without it, Nagle's algorithm and
+    # delayed ACKs stall every C-STORE by ~40 ms (11 instead of ~180 instances/s here).
+    os.environ.setdefault("TCP_NODELAY", "1")
     os.execv(args.orthanc, [args.orthanc, str(target)])
 
 

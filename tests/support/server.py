@@ -69,7 +69,8 @@ class OrthancServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout: float = 60.0) -> OrthancServer:
+    def start(self, timeout: float = 60.0, ready_path: str = "/api/health") -> OrthancServer:
+        """Start and wait until ``ready_path`` answers (``/system`` for Orthanc without us)."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(PYTHON), "-m", "hounsfield.launcher", str(REPOSITORY / "orthanc.json")],
@@ -79,14 +80,14 @@ class OrthancServer:
             cwd=REPOSITORY,
         )
         log.close()
-        wait_for(self._answers, timeout, f"Orthanc on port {self.http_port}")
+        wait_for(lambda: self._answers(ready_path), timeout, f"Orthanc on port {self.http_port}")
         return self
 
-    def _answers(self) -> bool:
+    def _answers(self, path: str) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"Orthanc exited ({self.process.returncode}):\n{self.log_tail()}")
         try:
-            return self.http.get(self.url("/api/health"), timeout=2).status_code in (200, 503)
+            return self.http.get(self.url(path), timeout=2).status_code in (200, 503)
         except requests.ConnectionError:
             return False
 
@@ -133,13 +134,14 @@ class OrthancServer:
         return [w["pid"] for w in self.health()["components"]["workers"]["workers"] if w["alive"]]
 
     def store(self, *paths: Path) -> subprocess.CompletedProcess:
-        """Send DICOM files with dcmtk's storescu, as a modality would."""
+        """Send DICOM files with dcmtk's storescu, as a modality would (one association)."""
         return subprocess.run(
             ["storescu", "-aec", "HOUNSFIELD", "127.0.0.1", str(self.dicom_port), *map(str, paths)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
             check=True,
+            env={**os.environ, "TCP_NODELAY": "1"},  # DCMTK: no Nagle stalls per C-STORE
         )
 
     def log_tail(self, lines: int = 60) -> str:

@@ -1,0 +1,131 @@
+"""Job queue and ingest figures, side by side in one run.
+
+1. Round-trip latency of a no-op job with a warm worker (submit -> succeeded), p50/p95.
+2. Throughput: N no-op jobs drained by 1 and by 2 workers.
+3. DICOM ingest (storescu, one association) into Orthanc with the plugin and a bound
+   stable-study handler vs. the same Orthanc without the Python plugin.
+
+Run: .venv/bin/python bench/jobs.py [--latency-jobs 200] [--throughput-jobs 500] [--instances 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "plugin")]
+
+from tests.support.server import OrthancServer, wait_for  # noqa: E402
+
+NO_PYTHON_PLUGIN = ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"]
+
+
+def latency(server: OrthancServer, count: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        job = server.submit("tests.sleep", seconds=0)
+        wait_for(lambda j=job: server.job(j["id"])["state"] == "succeeded", 30, "job", 0.002)
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+
+
+def throughput(server: OrthancServer, count: int) -> float:
+    start = time.perf_counter()
+    jobs = [server.submit("tests.sleep", seconds=0) for _ in range(count)]
+    wait_for(
+        lambda: (
+            server.job(jobs[-1]["id"])["state"] == "succeeded"
+            and server.health()["components"]["queue"]["jobs"]["queued"] == 0
+            and server.health()["components"]["queue"]["jobs"]["running"] == 0
+        ),
+        600,
+        "the queue to drain",
+        0.05,
+    )
+    return count / (time.perf_counter() - start)
+
+
+def make_instances(folder: Path, count: int) -> list[Path]:
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    study, series = generate_uid(), generate_uid()
+    paths = []
+    for number in range(count):
+        ds = copy.deepcopy(template)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = number + 1
+        path = folder / f"{number:05d}.dcm"
+        ds.save_as(path)
+        paths.append(path)
+    return paths
+
+
+def ingest(server: OrthancServer, files: list[Path]) -> float:
+    start = time.perf_counter()
+    server.store(*files)
+    return len(files) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--throughput-jobs", type=int, default=500)
+    parser.add_argument("--instances", type=int, default=300)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        rows = []
+        for workers in (1, 2):
+            server = OrthancServer(root / f"jobs-{workers}", hounsfield__workers=workers).start()
+            try:
+                if workers == 1:
+                    p50, p95 = latency(server, args.latency_jobs)
+                    rows.append(("job round trip, warm worker, p50", f"{p50 * 1000:.1f} ms"))
+                    rows.append(("job round trip, warm worker, p95", f"{p95 * 1000:.1f} ms"))
+                rate = throughput(server, args.throughput_jobs)
+                rows.append((f"no-op jobs drained by {workers} worker(s)", f"{rate:.0f} jobs/s"))
+            finally:
+                server.stop()
+
+        (root / "dicom").mkdir()
+        files = make_instances(root / "dicom", args.instances)
+        rates = {}
+        variants = (
+            ("with plugin", {}, "/api/health"),
+            ("without plugin", {"plugins": NO_PYTHON_PLUGIN}, "/system"),
+        )
+        for label, settings, ready_path in variants:
+            server = OrthancServer(root / f"ingest-{label.replace(' ', '-')}", **settings)
+            server.start(ready_path=ready_path)
+            try:
+                rates[label] = ingest(server, files)
+            finally:
+                server.stop()
+            rows.append((f"C-STORE ingest {label}", f"{rates[label]:.0f} instances/s"))
+        rows.append(
+            (
+                "ingest ratio with/without plugin",
+                f"{rates['with plugin'] / rates['without plugin']:.2f}",
+            )
+        )
+
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

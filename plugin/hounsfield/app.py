@@ -15,6 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from hounsfield import health
+from hounsfield.audit import routes as audit_routes
+from hounsfield.audit import trail as audit_trail
+from hounsfield.audit.access import AccessRecorder
+from hounsfield.audit.trail import AuditTrail
+from hounsfield.auth import routes as auth_routes
+from hounsfield.auth import store as auth_store
+from hounsfield.auth import user_routes
+from hounsfield.auth.gate import Decision, Gate
+from hounsfield.auth.service import AuthService
+from hounsfield.auth.store import SessionStore, UserStore
+from hounsfield.auth.studies import StudyResolver
+from hounsfield.auth.tokens import TokenService, load_or_create_key
 from hounsfield.config import Settings
 from hounsfield.db import Database, Migration, apply_migrations
 from hounsfield.events import dispatcher as event_dispatcher
@@ -30,7 +42,7 @@ from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
 from hounsfield.orthanc_api import OrthancApi
-from hounsfield.web import Request, Response, Router
+from hounsfield.web import HttpError, Request, Response, Router
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +54,16 @@ MIGRATIONS: list[Migration] = [
     *job_queue.MIGRATIONS,
     *event_dispatcher.MIGRATIONS,
     *stability.MIGRATIONS,
+    *auth_store.MIGRATIONS,
+    *audit_trail.MIGRATIONS,
 ]
-ROUTES = [health.routes, job_routes.routes]
+ROUTES = [
+    health.routes,
+    job_routes.routes,
+    auth_routes.routes,
+    user_routes.routes,
+    audit_routes.routes,
+]
 
 
 class Application:
@@ -76,6 +96,7 @@ class Application:
         )
         self.events = EventDispatcher(self.db, self.registry, self._event_context)
         self.stability = StabilityTracker(self.db)
+        self._build_auth(settings)
         self.router = Router(ROUTES)
         self._started = False
         self._settle_timer: threading.Timer | None = None
@@ -110,10 +131,59 @@ class Application:
         self.pool.stop()
         log.info("Hounsfield stopped")
 
+    def _build_auth(self, settings: Settings) -> None:
+        auth = settings.plugin.auth
+        key_file = Path(auth.token_key_file or settings.data_directory / "token.key")
+        self.users = UserStore(self.db)
+        self.sessions = SessionStore(self.db)
+        self.audit = AuditTrail(self.db)
+        tokens = TokenService(load_or_create_key(key_file), auth.access_token_minutes * 60)
+        self.auth = AuthService(self.users, self.sessions, tokens, self.audit, auth)
+        self.auth.bootstrap_admin(settings.initial_admin_password)
+        self.gate = Gate(
+            tokens,
+            self.sessions,
+            self.users,
+            StudyResolver(self.orthanc),
+            AccessRecorder(self.audit),
+        )
+        self._gate_decisions = threading.local()
+        if not auth.enabled:
+            log.warning("authentication is OFF: every local request is allowed")
+
+    def filter_request(
+        self, method: str, path: str, headers: dict[str, str], query: dict[str, str], ip: str
+    ) -> bool:
+        """Orthanc's HTTP filter: decide for every URI; ours get a JSON answer later."""
+        if not self.settings.plugin.auth.enabled:
+            return True
+        decision = self.gate.check(method, path, headers, query, ip)
+        if path.startswith("/api/"):
+            # The REST callback runs next on this same HTTP thread: it answers the refusal
+            # with a JSON body, which a filter cannot.
+            self._gate_decisions.last = (method, path, ip, decision)
+            return True
+        return decision.allowed
+
     def handle_http(self, request: Request) -> Response:
         request.app = self
         request.max_body_bytes = self.settings.plugin.max_request_bytes
+        if self.settings.plugin.auth.enabled:
+            decision = self._decision_for(request)
+            if not decision.allowed:
+                return Response.error(HttpError(decision.status, decision.reason))
+            request.principal = decision.principal
         return self.router.handle(request)
+
+    def _decision_for(self, request: Request) -> Decision:
+        last = getattr(self._gate_decisions, "last", None)
+        self._gate_decisions.last = None
+        if last is not None and last[:2] == (request.method, request.path):
+            request.ip = last[2]
+            return last[3]
+        return self.gate.check(
+            request.method, request.path, request.headers, request.query, request.ip
+        )
 
     def on_change(self, event: Event, resource_id: str) -> None:
         if self.events.wants(Event.STUDY_STABLE):  # keep stable studies durable over restarts

@@ -8,6 +8,7 @@ typo in a key or a wrong type stops start-up with a message naming the key.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_pascal
 
 SECTION = "Hounsfield"
+ADMIN_PASSWORD_VARIABLE = "HOUNSFIELD_ADMIN_PASSWORD"
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
+
+
+class AuthSection(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
+
+    enabled: bool = True
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+    max_failed_logins: int = Field(5, ge=1, le=100)
+    lockout_minutes: int = Field(15, ge=1)
+    min_password_length: int = Field(12, ge=8, le=128)
+    secure_cookies: bool = False
+    token_key_file: str | None = None
 
 
 class PluginSection(BaseModel):
@@ -33,6 +48,7 @@ class PluginSection(BaseModel):
     extensions: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(1 << 20, ge=1024)
     node_name: str = Field(default_factory=socket.gethostname, min_length=1)
+    auth: AuthSection = Field(default_factory=AuthSection)
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,8 @@ class Settings:
     storage_directory: Path
     data_directory: Path
     stable_age_seconds: float
+    remote_access_allowed: bool
+    initial_admin_password: str | None
     plugin: PluginSection
 
     @property
@@ -47,7 +65,9 @@ class Settings:
         return self.data_directory / "hounsfield.db"
 
 
-def load_settings(orthanc_config: dict[str, Any]) -> Settings:
+def load_settings(
+    orthanc_config: dict[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
     try:
         plugin = PluginSection.model_validate(orthanc_config.get(SECTION, {}))
     except ValidationError as error:
@@ -60,9 +80,16 @@ def load_settings(orthanc_config: dict[str, Any]) -> Settings:
     data = (
         Path(plugin.data_directory).resolve() if plugin.data_directory else storage / "hounsfield"
     )
+    if not plugin.auth.enabled and orthanc_config.get("RemoteAccessAllowed", False):
+        raise ConfigError(
+            "Hounsfield.Auth.Enabled is false while RemoteAccessAllowed is true: "
+            "that would open patient data to the network without authentication"
+        )
     return Settings(
         storage_directory=storage,
         data_directory=data,
         stable_age_seconds=float(orthanc_config.get("StableAge", 60)),
+        remote_access_allowed=bool(orthanc_config.get("RemoteAccessAllowed", False)),
+        initial_admin_password=(environ or {}).get(ADMIN_PASSWORD_VARIABLE) or None,
         plugin=plugin,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 from typing import Any
 
 import orthanc
@@ -19,6 +20,8 @@ from hounsfield.events.types import Event
 from hounsfield.web import Request, Response
 
 log = logging.getLogger(__name__)
+
+HTTP_METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}  # OrthancPluginHttpMethod
 
 CHANGE_EVENTS = {
     orthanc.ChangeType.STABLE_STUDY: Event.STUDY_STABLE,
@@ -55,6 +58,8 @@ def set_metric(name: str, value: float) -> None:
 def send(output: Any, response: Response) -> None:
     for name, value in response.headers.items():
         output.SetHttpHeader(name, value)
+    for cookie in response.cookies:
+        output.SetHttpHeader("Set-Cookie", cookie)
     if response.status == 200:
         output.AnswerBuffer(response.body, response.content_type)
     elif response.status == 405:  # Orthanc insists on its dedicated call for 405
@@ -79,7 +84,7 @@ def install(worker_python: str) -> Application:
     package_log.setLevel(logging.INFO)
     package_log.propagate = False
 
-    settings = load_settings(json.loads(orthanc.GetConfiguration()))
+    settings = load_settings(json.loads(orthanc.GetConfiguration()), os.environ)
     app = Application(settings, PluginOrthancApi(), set_metric, worker_python=worker_python)
 
     def on_rest(output: Any, uri: str, **request: Any) -> None:
@@ -109,6 +114,20 @@ def install(worker_python: str) -> Application:
             except Exception:
                 log.exception("change %s of %s could not be recorded", change_type, resource_id)
 
+    def on_http_request(uri: str, **request: Any) -> bool:
+        try:
+            return app.filter_request(
+                HTTP_METHODS.get(request.get("method"), "UNKNOWN"),
+                uri,
+                request.get("headers") or {},
+                request.get("get") or {},
+                request.get("ip") or "",
+            )
+        except Exception:
+            log.exception("the gate failed on %s; refusing", uri)
+            return False
+
+    orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
     orthanc.RegisterRestCallback("/api/.*", on_rest)
     orthanc.RegisterOnChangeCallback(on_change)
     atexit.register(app.stop)

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "Test-Pass-9876-x"
 PYTHON = REPOSITORY / ".venv" / "bin" / "python"
 
 
@@ -50,6 +51,7 @@ class OrthancServer:
             {
                 "PYTHONPATH": os.pathsep.join([str(REPOSITORY / "plugin"), str(REPOSITORY)]),
                 "HOUNSFIELD_TEST_EVENTS_LOG": str(self.events_log),
+                "HOUNSFIELD_ADMIN_PASSWORD": ADMIN_PASSWORD,
             }
         )
         defaults = {
@@ -81,7 +83,26 @@ class OrthancServer:
         )
         log.close()
         wait_for(lambda: self._answers(ready_path), timeout, f"Orthanc on port {self.http_port}")
+        if ready_path == "/api/health" and "Authorization" not in self.http.headers:
+            self.http.headers["Authorization"] = f"Bearer {self.login('admin', ADMIN_PASSWORD)}"
         return self
+
+    def login(self, username: str, password: str, **extra: Any) -> str:
+        """Sign in; returns the access token."""
+        response = requests.post(
+            self.url("/api/auth/login"),
+            timeout=10,
+            json={"username": username, "password": password, **extra},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def client(self, token: str | None = None) -> requests.Session:
+        """A separate HTTP session, signed in with ``token`` or anonymous."""
+        session = requests.Session()
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
+        return session
 
     def _answers(self, path: str) -> bool:
         if self.process.poll() is not None:

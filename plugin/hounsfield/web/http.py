@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
 
 import pydantic
@@ -27,6 +28,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[str] = field(default_factory=list)  # Set-Cookie values
     allowed_methods: tuple[str, ...] = ()  # only for 405
 
     @classmethod
@@ -52,6 +54,15 @@ class Request:
     path_params: dict[str, Any] = field(default_factory=dict)
     max_body_bytes: int = 1 << 20
     app: Any = None
+    principal: Any = None  # the signed-in user, set by the gate
+    ip: str = ""
+
+    def cookie(self, name: str) -> str | None:
+        try:
+            cookies = SimpleCookie(self.headers.get("cookie", ""))
+        except CookieError:
+            return None
+        return cookies[name].value if name in cookies else None
 
     def json(self) -> Any:
         """The body as JSON: 413 when too large, 400 with the parser's reason if malformed."""

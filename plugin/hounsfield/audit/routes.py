@@ -1,0 +1,42 @@
+"""REST routes of the audit trail (admins only, by the permission table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hounsfield.web import HttpError, Request, RouteTable
+
+routes = RouteTable()
+
+MAX_PAGE = 1000
+FILTERS = {
+    "user": "username",
+    "action": "action",
+    "study": "study_uid",
+    "outcome": "outcome",
+    "ip": "ip",
+}
+
+
+@routes.get("/api/audit")
+def list_audit(request: Request) -> dict[str, Any]:
+    limit = request.query_value("limit", int, 100)
+    offset = request.query_value("offset", int, 0)
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise HttpError(400, f"'limit' must be 1 to {MAX_PAGE} and 'offset' not negative")
+    filters = {
+        column: request.query[name] for name, column in FILTERS.items() if request.query.get(name)
+    }
+    entries, total = request.app.audit.query(
+        filters=filters,
+        since=request.query_value("since"),
+        until=request.query_value("until"),
+        limit=limit,
+        offset=offset,
+    )
+    return {"entries": entries, "total": total, "limit": limit, "offset": offset}
+
+
+@routes.get("/api/audit/verify")
+def verify_audit(request: Request) -> dict[str, Any]:
+    return request.app.audit.verify()

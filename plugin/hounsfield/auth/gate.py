@@ -1,0 +1,182 @@
+"""One gate for every request: authenticate, check CSRF, look up the permission table.
+
+Orthanc's HTTP filter asks it about every URI; our own router asks it about ``/api/``
+(so those refusals can carry a JSON body). Every access to patient data, allowed or
+refused, is handed to the audit recorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+
+from hounsfield.audit.access import AccessRecorder
+from hounsfield.audit.trail import AuditEntry
+from hounsfield.auth.permissions import RULES, Match, Rule, StudyRef, match
+from hounsfield.auth.roles import Role
+from hounsfield.auth.store import Session, SessionStore, UserStore
+from hounsfield.auth.studies import StudyResolver
+from hounsfield.auth.tokens import TokenError, TokenService
+from hounsfield.web.http import HttpError
+
+ACCESS_COOKIE = "hf_access"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
+SUSPICIOUS = ("..", "//", "\\", "%", "\x00", ";")
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: Role
+    session_id: str
+    via_cookie: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    status: int = 200
+    reason: str = ""
+    principal: Principal | None = None
+
+
+class Refused(HttpError):
+    """Authentication or authorization said no; an HTTP error the client may read."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason)
+        self.reason = reason
+
+
+class Gate:
+    def __init__(
+        self,
+        tokens: TokenService,
+        sessions: SessionStore,
+        users: UserStore,
+        resolver: StudyResolver,
+        recorder: AccessRecorder,
+    ) -> None:
+        self.tokens = tokens
+        self.sessions = sessions
+        self.users = users
+        self.resolver = resolver
+        self.recorder = recorder
+
+    def check(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        ip: str,
+    ) -> Decision:
+        principal: Principal | None = None
+        found: Match | None = None
+        try:
+            _check_shape(path, headers)
+            found = match(method, _route_key(path), RULES)
+            if found is not None and found.rule.open:
+                return Decision(True)
+            principal, session = self._authenticate(headers)
+            cookie_write = principal.via_cookie and method not in SAFE_METHODS
+            if cookie_write and headers.get(CSRF_HEADER) != session.csrf_token:
+                raise Refused(403, "CSRF token missing or invalid (send X-CSRF-Token)")
+            if found is None or principal.role not in found.rule.roles:
+                raise Refused(403, f"{principal.role.value} may not {method} {path}")
+            study_uid = self._study_of(found, query)
+            if principal.role is Role.REFERRER and found.rule.referrer_study:
+                linked = self.users.linked_studies(principal.username)
+                if study_uid is None or study_uid not in linked:
+                    raise Refused(403, "this study is not linked to you")
+        except Refused as refusal:
+            self._audit(principal, found, method, path, query, ip, "denied", refusal.reason)
+            return Decision(False, refusal.status, refusal.reason, principal)
+        self._audit(principal, found, method, path, query, ip, "allowed", "", study_uid)
+        return Decision(True, principal=principal)
+
+    def _authenticate(self, headers: Mapping[str, str]) -> tuple[Principal, Session]:
+        token, via_cookie = _credentials(headers)
+        try:
+            claims = self.tokens.verify(token)
+        except TokenError as error:
+            raise Refused(401, error.reason) from error
+        session = self.sessions.get(claims.session_id)
+        if session is None or not session.active() or session.username != claims.username:
+            raise Refused(401, "session revoked or expired")
+        principal = Principal(claims.username, Role(claims.role), claims.session_id, via_cookie)
+        return principal, session
+
+    def _study_of(self, found: Match, query: Mapping[str, str]) -> str | None:
+        rule: Rule = found.rule
+        if rule.study_ref is None or rule.study_ref is StudyRef.ORTHANC_PATIENT:
+            return None
+        name = rule.referrer_study or ""
+        value = query.get(name[1:]) if name.startswith("?") else found.params.get(name)
+        return self.resolver.study_uid(rule.study_ref, value) if value else None
+
+    def _audit(
+        self,
+        principal: Principal | None,
+        found: Match | None,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        ip: str,
+        outcome: str,
+        reason: str,
+        study_uid: str | None = None,
+    ) -> None:
+        rule = found.rule if found else None
+        if outcome == "allowed" and (rule is None or not rule.patient_data):
+            return
+        detail = {"method": method, "path": path}
+        if reason:
+            detail["reason"] = reason
+        if query and rule is not None and rule.action == "patient.search":
+            detail["query"] = dict(query)
+        self.recorder.record(
+            AuditEntry(
+                action=(rule.action if rule and rule.patient_data else "access.denied"),
+                outcome=outcome,
+                username=principal.username if principal else None,
+                role=principal.role.value if principal else None,
+                ip=ip,
+                resource=path,
+                study_uid=study_uid,
+                detail=detail,
+            ),
+            session_id=principal.session_id if principal else None,
+        )
+
+
+def _route_key(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _check_shape(path: str, headers: Mapping[str, str]) -> None:
+    if any(name in headers for name in OVERRIDE_HEADERS):
+        raise Refused(400, "method override headers are not accepted")
+    if not path.startswith("/") or any(token in path for token in SUSPICIOUS):
+        raise Refused(400, "malformed path")
+
+
+def _credentials(headers: Mapping[str, str]) -> tuple[str, bool]:
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused(401, "use 'Authorization: Bearer <token>'")
+        return token.strip(), False
+    cookie_header = headers.get("cookie")
+    if cookie_header:
+        try:
+            cookies = SimpleCookie(cookie_header)
+        except CookieError as error:
+            raise Refused(401, "malformed cookie header") from error
+        if ACCESS_COOKIE in cookies:
+            return cookies[ACCESS_COOKIE].value, True
+    raise Refused(401, "authentication required")

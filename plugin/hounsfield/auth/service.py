@@ -1,0 +1,253 @@
+"""Signing in and out: passwords, second factor, lock-out, sessions and refresh tokens."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+import pyotp
+
+from hounsfield.audit.trail import AuditEntry, AuditTrail
+from hounsfield.auth.gate import Principal, Refused
+from hounsfield.auth.passwords import (
+    PasswordPolicyError,
+    check_policy,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from hounsfield.auth.roles import Role
+from hounsfield.auth.store import USERNAME, SessionStore, User, UserStore
+from hounsfield.auth.tokens import TokenService, digest, new_secret
+from hounsfield.config import ADMIN_PASSWORD_VARIABLE, AuthSection, ConfigError
+
+log = logging.getLogger(__name__)
+
+ISSUER = "Hounsfield"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    csrf_token: str
+
+
+class AuthService:
+    def __init__(
+        self,
+        users: UserStore,
+        sessions: SessionStore,
+        tokens: TokenService,
+        trail: AuditTrail,
+        settings: AuthSection,
+    ) -> None:
+        self.users = users
+        self.sessions = sessions
+        self.tokens = tokens
+        self.trail = trail
+        self.settings = settings
+
+    def bootstrap_admin(self, password: str | None) -> None:
+        """On a first start, create ``admin``; without a given password, make one and log it."""
+        if self.users.count():
+            return
+        generated = password is None
+        password = password or secrets.token_urlsafe(18)
+        try:
+            self.create_user("admin", password, Role.ADMIN)
+        except PasswordPolicyError as error:
+            raise ConfigError(f"{ADMIN_PASSWORD_VARIABLE} is refused: {error}") from error
+        self.trail.append(
+            AuditEntry(
+                "user.create",
+                "allowed",
+                username="system",
+                resource="admin",
+                detail={"role": "admin"},
+            )
+        )
+        if generated:
+            log.warning("first start: created user 'admin' with password %s (shown once)", password)
+        else:
+            log.warning("first start: created user 'admin' (password from the environment)")
+
+    def login(
+        self,
+        username: str,
+        password: str,
+        otp: str | None,
+        *,
+        ip: str,
+        user_agent: str,
+    ) -> SignedIn:
+        username = username.strip().lower()
+        user = self.users.get(username) if USERNAME.match(username) else None
+        password_hash, totp_secret = self.users.secrets_of(username) if user else (None, None)
+        password_ok = verify_password(password_hash, password)  # same work for unknown users
+
+        def refuse(status: int, reason: str, outcome_reason: str) -> Refused:
+            self.trail.append(
+                AuditEntry(
+                    "auth.login",
+                    "denied",
+                    username=username,
+                    ip=ip,
+                    detail={"reason": outcome_reason},
+                )
+            )
+            return Refused(status, reason)
+
+        if user is None:
+            raise refuse(401, "invalid user name or password", "unknown user")
+        if user.locked():
+            raise refuse(401, "account locked after repeated failures; try again later", "locked")
+        if user.disabled:
+            raise refuse(401, "invalid user name or password", "disabled")
+        if not password_ok:
+            after = self.users.record_failure(
+                username,
+                max_failures=self.settings.max_failed_logins,
+                lockout_seconds=self.settings.lockout_minutes * 60,
+            )
+            raise refuse(
+                401,
+                "invalid user name or password",
+                "locked now" if after.locked() else "wrong password",
+            )
+        if user.totp_enabled:
+            if not otp:
+                raise Refused(401, "one-time password required")
+            if not pyotp.TOTP(totp_secret).verify(otp, valid_window=1):
+                self.users.record_failure(
+                    username,
+                    max_failures=self.settings.max_failed_logins,
+                    lockout_seconds=self.settings.lockout_minutes * 60,
+                )
+                raise refuse(401, "one-time password is wrong", "wrong one-time password")
+        self.users.clear_failures(username)
+        if needs_rehash(password_hash):
+            self.users.update(username, password_hash=hash_password(password))
+        signed_in = self._open_session(user, ip=ip, user_agent=user_agent)
+        self.trail.append(
+            AuditEntry("auth.login", "allowed", username=username, role=user.role.value, ip=ip)
+        )
+        return signed_in
+
+    def refresh(self, refresh_token: str | None, *, ip: str) -> SignedIn:
+        """New access and refresh tokens; a refresh token used twice ends its session."""
+        session_id, _, _ = (refresh_token or "").partition(".")
+        session = self.sessions.get(session_id) if session_id else None
+        if session is None or not session.active():
+            raise Refused(401, "no valid session; sign in again")
+        new_refresh = f"{session.id}.{new_secret()}"
+        if not self.sessions.rotate(session.id, digest(refresh_token), digest(new_refresh)):
+            self.sessions.revoke(session.id, "refresh token reused")
+            self.trail.append(
+                AuditEntry(
+                    "auth.refresh",
+                    "denied",
+                    username=session.username,
+                    ip=ip,
+                    detail={"reason": "refresh token reused"},
+                )
+            )
+            raise Refused(401, "refresh token already used; session closed, sign in again")
+        user = self.users.get(session.username)
+        if user is None or user.disabled:
+            self.sessions.revoke(session.id, "user disabled")
+            raise Refused(401, "no valid session; sign in again")
+        access = self.tokens.issue(user.username, user.role.value, session.id)
+        return SignedIn(user, access, self.tokens.ttl_seconds, new_refresh, session.csrf_token)
+
+    def logout(self, principal: Principal, *, ip: str) -> None:
+        self.sessions.revoke(principal.session_id, "logout")
+        self.trail.append(
+            AuditEntry(
+                "auth.logout",
+                "allowed",
+                username=principal.username,
+                role=principal.role.value,
+                ip=ip,
+            )
+        )
+
+    def change_password(
+        self,
+        principal: Principal,
+        current: str,
+        new: str,
+        *,
+        ip: str,
+    ) -> None:
+        password_hash, _ = self.users.secrets_of(principal.username)
+        if not verify_password(password_hash, current):
+            self.trail.append(
+                AuditEntry(
+                    "user.password",
+                    "denied",
+                    username=principal.username,
+                    ip=ip,
+                    detail={"reason": "wrong current password"},
+                )
+            )
+            raise Refused(403, "current password is wrong")
+        self.set_password(principal.username, new)
+        self.sessions.revoke_user(principal.username, "password changed", keep=principal.session_id)
+        self.trail.append(
+            AuditEntry(
+                "user.password",
+                "allowed",
+                username=principal.username,
+                ip=ip,
+                resource=principal.username,
+            )
+        )
+
+    def create_user(self, username: str, password: str, role: Role) -> User:
+        check_policy(password, username=username, min_length=self.settings.min_password_length)
+        return self.users.create(username, hash_password(password), role)
+
+    def set_password(self, username: str, password: str) -> None:
+        check_policy(password, username=username, min_length=self.settings.min_password_length)
+        self.users.update(username, password_hash=hash_password(password))
+
+    def begin_totp(self, principal: Principal) -> tuple[str, str]:
+        secret = pyotp.random_base32()
+        self.users.update(principal.username, totp_secret=secret, totp_enabled=0)
+        uri = pyotp.TOTP(secret).provisioning_uri(name=principal.username, issuer_name=ISSUER)
+        return secret, uri
+
+    def confirm_totp(self, principal: Principal, otp: str, *, ip: str) -> None:
+        _, secret = self.users.secrets_of(principal.username)
+        if not secret or not pyotp.TOTP(secret).verify(otp, valid_window=1):
+            raise Refused(400, "one-time password does not match; second factor not enabled")
+        self.users.update(principal.username, totp_enabled=1)
+        self.trail.append(
+            AuditEntry(
+                "user.totp",
+                "allowed",
+                username=principal.username,
+                ip=ip,
+                resource=principal.username,
+            )
+        )
+
+    def _open_session(self, user: User, *, ip: str, user_agent: str) -> SignedIn:
+        session_id = secrets.token_urlsafe(16)
+        refresh = f"{session_id}.{new_secret()}"
+        csrf = new_secret()
+        self.sessions.create(
+            user.username,
+            refresh_digest=digest(refresh),
+            csrf_token=csrf,
+            session_id=session_id,
+            ttl_seconds=self.settings.session_hours * 3600,
+            ip=ip,
+            user_agent=user_agent,
+        )
+        access = self.tokens.issue(user.username, user.role.value, session_id)
+        return SignedIn(user, access, self.tokens.ttl_seconds, refresh, csrf)

@@ -1,0 +1,270 @@
+"""Users, their sessions and the studies linked to referrers, in SQLite."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from hounsfield.auth.roles import Role
+from hounsfield.clock import iso_seconds_ago, now_iso
+from hounsfield.db import Database, Migration
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+def _create_auth_tables(db: sqlite_utils.Database) -> None:
+    db["users"].create(
+        {
+            "username": str,
+            "password_hash": str,
+            "role": str,
+            "disabled": int,
+            "failed_logins": int,
+            "locked_until": str,
+            "totp_secret": str,
+            "totp_enabled": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="username",
+        not_null={"password_hash", "role", "disabled", "failed_logins", "totp_enabled"},
+        defaults={"disabled": 0, "failed_logins": 0, "totp_enabled": 0},
+    )
+    db["sessions"].create(
+        {
+            "id": str,
+            "username": str,
+            "refresh_digest": str,
+            "csrf_token": str,
+            "ip": str,
+            "user_agent": str,
+            "created_at": str,
+            "expires_at": str,
+            "revoked_at": str,
+            "revoked_reason": str,
+        },
+        pk="id",
+        foreign_keys=[("username", "users", "username")],
+        not_null={"username", "refresh_digest", "csrf_token", "created_at", "expires_at"},
+    )
+    db["sessions"].create_index(["username"], index_name="sessions_by_user")
+    db["referrer_studies"].create(
+        {"username": str, "study_instance_uid": str},
+        pk=("username", "study_instance_uid"),
+        foreign_keys=[("username", "users", "username")],
+    )
+
+
+MIGRATIONS = [Migration("auth.0001.users_sessions", _create_auth_tables)]
+
+
+class UserExists(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: Role
+    disabled: bool
+    failed_logins: int
+    locked_until: str | None
+    totp_enabled: bool
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> User:
+        return cls(
+            row["username"],
+            Role(row["role"]),
+            bool(row["disabled"]),
+            row["failed_logins"],
+            row["locked_until"],
+            bool(row["totp_enabled"]),
+            row["created_at"],
+            row["updated_at"],
+        )
+
+    def locked(self) -> bool:
+        return self.locked_until is not None and self.locked_until > now_iso()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "role": self.role.value,
+            "disabled": self.disabled,
+            "locked": self.locked(),
+            "totpEnabled": self.totp_enabled,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    username: str
+    csrf_token: str
+    expires_at: str
+    revoked_at: str | None
+
+    def active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > now_iso()
+
+
+class UserStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def create(self, username: str, password_hash: str, role: Role) -> User:
+        now = now_iso()
+        try:
+            self.db.execute(
+                "INSERT INTO users (username, password_hash, role, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (username, password_hash, role.value, now, now),
+            )
+        except sqlite3.IntegrityError as error:
+            raise UserExists(username) from error
+        return self.get(username)
+
+    def get(self, username: str) -> User | None:
+        rows = self.db.query("SELECT * FROM users WHERE username = ?", (username,))
+        return User.from_row(rows[0]) if rows else None
+
+    def secrets_of(self, username: str) -> tuple[str | None, str | None]:
+        """(password hash, TOTP secret) of a user; (None, None) for an unknown one."""
+        rows = self.db.query(
+            "SELECT password_hash, totp_secret FROM users WHERE username = ?", (username,)
+        )
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def list(self) -> list[User]:
+        return [
+            User.from_row(row) for row in self.db.query("SELECT * FROM users ORDER BY username")
+        ]
+
+    def count(self, *, role: Role | None = None) -> int:
+        if role is None:
+            return self.db.query("SELECT count(*) FROM users")[0][0]
+        return self.db.query(
+            "SELECT count(*) FROM users WHERE role = ? AND disabled = 0", (role.value,)
+        )[0][0]
+
+    def update(self, username: str, **changes: Any) -> User | None:
+        """Set columns (role, disabled, password_hash, totp_secret, totp_enabled...)."""
+        values = {
+            key: (value.value if isinstance(value, Role) else value)
+            for key, value in changes.items()
+        }
+        values["updated_at"] = now_iso()
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        self.db.execute(
+            f"UPDATE users SET {assignments} WHERE username = :username",
+            {**values, "username": username},
+        )
+        return self.get(username)
+
+    def delete(self, username: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM referrer_studies WHERE username = ?", (username,))
+            conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            conn.execute("DELETE FROM users WHERE username = ?", (username,))
+
+    def record_failure(self, username: str, *, max_failures: int, lockout_seconds: int) -> User:
+        """Count a failed login; at ``max_failures`` the account locks for a while."""
+        locked_until = iso_seconds_ago(-lockout_seconds)
+        self.db.execute(
+            "UPDATE users SET failed_logins = failed_logins + 1,"
+            " locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END"
+            " WHERE username = ?",
+            (max_failures, locked_until, username),
+        )
+        return self.get(username)
+
+    def clear_failures(self, username: str) -> None:
+        self.db.execute(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = ?",
+            (username,),
+        )
+
+    def linked_studies(self, username: str) -> set[str]:
+        rows = self.db.query(
+            "SELECT study_instance_uid FROM referrer_studies WHERE username = ?", (username,)
+        )
+        return {row[0] for row in rows}
+
+    def link_studies(self, username: str, study_uids: list[str]) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM referrer_studies WHERE username = ?", (username,))
+            conn.executemany(
+                "INSERT INTO referrer_studies (username, study_instance_uid) VALUES (?, ?)",
+                [(username, uid) for uid in dict.fromkeys(study_uids)],
+            )
+
+
+class SessionStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def create(
+        self,
+        username: str,
+        *,
+        refresh_digest: str,
+        csrf_token: str,
+        session_id: str,
+        ttl_seconds: int,
+        ip: str,
+        user_agent: str,
+    ) -> Session:
+        self.db.execute(
+            "INSERT INTO sessions (id, username, refresh_digest, csrf_token, ip, user_agent,"
+            " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                username,
+                refresh_digest,
+                csrf_token,
+                ip,
+                user_agent[:200],
+                now_iso(),
+                iso_seconds_ago(-ttl_seconds),
+            ),
+        )
+        return self.get(session_id)
+
+    def get(self, session_id: str) -> Session | None:
+        rows = self.db.query(
+            "SELECT id, username, csrf_token, expires_at, revoked_at FROM sessions WHERE id = ?",
+            (session_id,),
+        )
+        return Session(*rows[0]) if rows else None
+
+    def rotate(self, session_id: str, old_digest: str, new_digest: str) -> bool:
+        """Swap the refresh token; False when ``old_digest`` is not the current one."""
+        rows = self.db.execute(
+            "UPDATE sessions SET refresh_digest = ? WHERE id = ? AND refresh_digest = ?"
+            " AND revoked_at IS NULL AND expires_at > ? RETURNING id",
+            (new_digest, session_id, old_digest, now_iso()),
+        )
+        return bool(rows)
+
+    def revoke(self, session_id: str, reason: str) -> None:
+        self.db.execute(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ?"
+            " WHERE id = ? AND revoked_at IS NULL",
+            (now_iso(), reason, session_id),
+        )
+
+    def revoke_user(self, username: str, reason: str, *, keep: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE sessions SET revoked_at = ?, revoked_reason = ?"
+            " WHERE username = ? AND revoked_at IS NULL AND id IS NOT ?",
+            (now_iso(), reason, username, keep),
+        )

@@ -59,7 +59,7 @@ class AuthService:
         password = password or secrets.token_urlsafe(18)
         try:
             self.create_user("admin", password, Role.ADMIN)
-        except PasswordPolicyError as error:
+        except Refused as error:
             raise ConfigError(f"{ADMIN_PASSWORD_VARIABLE} is refused: {error}") from error
         self.trail.append(
             AuditEntry(
@@ -208,12 +208,17 @@ class AuthService:
         )
 
     def create_user(self, username: str, password: str, role: Role) -> User:
-        check_policy(password, username=username, min_length=self.settings.min_password_length)
-        return self.users.create(username, hash_password(password), role)
+        return self.users.create(username, self._acceptable_hash(username, password), role)
 
     def set_password(self, username: str, password: str) -> None:
-        check_policy(password, username=username, min_length=self.settings.min_password_length)
-        self.users.update(username, password_hash=hash_password(password))
+        self.users.update(username, password_hash=self._acceptable_hash(username, password))
+
+    def _acceptable_hash(self, username: str, password: str) -> str:
+        try:
+            check_policy(password, username=username, min_length=self.settings.min_password_length)
+        except PasswordPolicyError as error:
+            raise Refused(400, str(error)) from error
+        return hash_password(password)
 
     def begin_totp(self, principal: Principal) -> tuple[str, str]:
         secret = pyotp.random_base32()

@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hounsfield.audit.trail import AuditEntry
-from hounsfield.auth.passwords import PasswordPolicyError
 from hounsfield.auth.roles import Role
 from hounsfield.auth.routes import signed_in_principal
 from hounsfield.auth.store import USERNAME, User, UserExists
@@ -84,8 +83,6 @@ def create_user(request: Request) -> Response:
     body = request.parse(NewUser)
     try:
         user = request.app.auth.create_user(body.username, body.password, body.role)
-    except PasswordPolicyError as error:
-        raise HttpError(400, str(error)) from error
     except UserExists as error:
         raise HttpError(409, f"user {body.username!r} already exists") from error
     if body.studies:
@@ -119,10 +116,7 @@ def update_user(request: Request) -> dict[str, Any]:
     if body.unlock:
         request.app.users.clear_failures(user.username)
     if body.password is not None:
-        try:
-            request.app.auth.set_password(user.username, body.password)
-        except PasswordPolicyError as error:
-            raise HttpError(400, str(error)) from error
+        request.app.auth.set_password(user.username, body.password)
     if changes:
         request.app.users.update(user.username, **changes)
     if {"role", "disabled"} & changes.keys() or body.password is not None:

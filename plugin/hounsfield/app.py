@@ -147,7 +147,9 @@ class Application:
             StudyResolver(self.orthanc),
             AccessRecorder(self.audit),
         )
-        self._gate_decisions = threading.local()
+        # Keyed by OS thread id: the Python plugin makes a fresh thread state for each
+        # callback, so threading.local() would forget between the filter and the route.
+        self._gate_decisions: dict[int, tuple[str, str, str, Decision]] = {}
         if not auth.enabled:
             log.warning("authentication is OFF: every local request is allowed")
 
@@ -161,7 +163,7 @@ class Application:
         if path.startswith("/api/"):
             # The REST callback runs next on this same HTTP thread: it answers the refusal
             # with a JSON body, which a filter cannot.
-            self._gate_decisions.last = (method, path, ip, decision)
+            self._gate_decisions[threading.get_ident()] = (method, path, ip, decision)
             return True
         return decision.allowed
 
@@ -176,8 +178,7 @@ class Application:
         return self.router.handle(request)
 
     def _decision_for(self, request: Request) -> Decision:
-        last = getattr(self._gate_decisions, "last", None)
-        self._gate_decisions.last = None
+        last = self._gate_decisions.pop(threading.get_ident(), None)
         if last is not None and last[:2] == (request.method, request.path):
             request.ip = last[2]
             return last[3]

@@ -11,21 +11,13 @@ Run: .venv/bin/python bench/jobs.py [--latency-jobs 200] [--throughput-jobs 500]
 from __future__ import annotations
 
 import argparse
-import copy
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pydicom
-from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
+from common import make_ct_series, percentiles, print_table
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "plugin")]
-
-from tests.support.server import OrthancServer, wait_for  # noqa: E402
+from tests.support.server import OrthancServer, wait_for
 
 NO_PYTHON_PLUGIN = ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"]
 
@@ -37,8 +29,7 @@ def latency(server: OrthancServer, count: int) -> tuple[float, float]:
         job = server.submit("tests.sleep", seconds=0)
         wait_for(lambda j=job: server.job(j["id"])["state"] == "succeeded", 30, "job", 0.002)
         samples.append(time.perf_counter() - start)
-    samples.sort()
-    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+    return percentiles(samples)
 
 
 def throughput(server: OrthancServer, count: int) -> float:
@@ -55,21 +46,6 @@ def throughput(server: OrthancServer, count: int) -> float:
         0.05,
     )
     return count / (time.perf_counter() - start)
-
-
-def make_instances(folder: Path, count: int) -> list[Path]:
-    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    study, series = generate_uid(), generate_uid()
-    paths = []
-    for number in range(count):
-        ds = copy.deepcopy(template)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.InstanceNumber = number + 1
-        path = folder / f"{number:05d}.dcm"
-        ds.save_as(path)
-        paths.append(path)
-    return paths
 
 
 def ingest(server: OrthancServer, files: list[Path]) -> float:
@@ -100,8 +76,7 @@ def main() -> None:
             finally:
                 server.stop()
 
-        (root / "dicom").mkdir()
-        files = make_instances(root / "dicom", args.instances)
+        files = make_ct_series(root / "dicom", args.instances)
         rates = {}
         variants = (
             ("with plugin", {}, "/api/health"),
@@ -122,9 +97,7 @@ def main() -> None:
             )
         )
 
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import jwt
 
 ALGORITHM = "HS256"
 KEY_BYTES = 32
+VERIFIED_CACHE_SIZE = 10_000
+LEEWAY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class TokenService:
     def __init__(self, key: bytes, ttl_seconds: int) -> None:
         self._key = key
         self.ttl_seconds = ttl_seconds
+        # A viewer sends the same token hundreds of times: checking its signature once is
+        # enough (the same string always verifies the same way); expiry is still checked
+        # on every use, and revocation lives in the session, checked by the gate.
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue(self, username: str, role: str, session_id: str) -> str:
         now = int(time.time())
@@ -50,13 +56,25 @@ class TokenService:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> AccessClaims:
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.expires_at + LEEWAY_SECONDS < time.time():
+                raise TokenError("token expired")
+            return claims
+        claims = self._decode(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(
                 token,
                 self._key,
                 algorithms=[ALGORITHM],  # never "none", never a key confusion
                 options={"require": ["sub", "role", "sid", "typ", "iat", "exp"]},
-                leeway=5,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as error:
             raise TokenError("token expired") from error

@@ -37,8 +37,10 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.RLock()
         self._writer = _connect(self.path)
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Readers are keyed by OS thread id, not threading.local(): Orthanc's Python plugin
+        # gives each callback a fresh thread state, which would mean a new connection
+        # (~0.5 ms) per request. Orthanc's HTTP threads are a fixed pool, so this stays small.
+        self._readers: dict[int, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
 
     @contextmanager
@@ -74,18 +76,18 @@ class Database:
 
     def close(self) -> None:
         with self._readers_lock:
-            for conn in self._readers:
+            for conn in self._readers.values():
                 conn.close()
             self._readers.clear()
         with self._write_lock:
             self._writer.close()
 
     def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        thread = threading.get_ident()
+        conn = self._readers.get(thread)
         if conn is None:
             conn = _connect(self.path)
             conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
             with self._readers_lock:
-                self._readers.append(conn)
+                self._readers[thread] = conn
         return conn

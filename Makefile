@@ -7,14 +7,15 @@ SHELL := /bin/bash
 PYTHON := /usr/bin/python3
 VENV := .venv
 DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv
+TEST_DEBIAN_PACKAGES := chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint install system-packages
+.PHONY: run test lint install system-packages test-system-packages
 
 run: install
 	PYTHONPATH=plugin exec $(VENV)/bin/python -m hounsfield.launcher orthanc.json
 
-test: install $(VENV)/.dev-installed
+test: install test-system-packages $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
@@ -23,10 +24,18 @@ lint: $(VENV)/.dev-installed
 
 install: system-packages $(VENV)/.installed
 
-# Debian's orthanc package starts and enables a system service on ports 8042/4242;
-# this project's server is `make run`, so the service is kept from starting.
 system-packages:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+	@$(call apt-install,$(DEBIAN_PACKAGES))
+
+# Pages are tested in Debian's Chromium (driven by Playwright; no browser download).
+test-system-packages:
+	@$(call apt-install,$(TEST_DEBIAN_PACKAGES))
+
+# Install the Debian packages among $(1) that are missing. Debian's orthanc package starts
+# and enables a system service on ports 8042/4242; this project's server is `make run`,
+# so the service is kept from starting and disabled.
+define apt-install
+	missing=$$(for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -41,6 +50,7 @@ system-packages:
 	    $(SUDO) systemctl disable --now orthanc >/dev/null 2>&1 || true; fi; \
 	  exit $$status; \
 	fi
+endef
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -42,7 +42,7 @@ from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
 from hounsfield.orthanc_api import OrthancApi
-from hounsfield.web import HttpError, Request, Response, Router
+from hounsfield.web import HttpError, Request, Response, Router, pages
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ ROUTES = [
     auth_routes.routes,
     user_routes.routes,
     audit_routes.routes,
+    pages.routes,
 ]
 
 

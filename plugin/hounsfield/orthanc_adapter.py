@@ -18,6 +18,7 @@ from hounsfield.app import Application
 from hounsfield.config import load_settings
 from hounsfield.events.types import Event
 from hounsfield.web import Request, Response
+from hounsfield.web.pages import page_file
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def install(worker_python: str) -> Application:
 
     orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
     orthanc.RegisterRestCallback("/api/.*", on_rest)
+    orthanc.RegisterRestCallback("/login(/.*)?", on_rest)
+    orthanc.ExtendOrthancExplorer(page_file("explorer.js").decode())
     orthanc.RegisterOnChangeCallback(on_change)
     atexit.register(app.stop)
     return app

@@ -78,10 +78,11 @@ def _staff_search(methods: str, template: str) -> Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    # Open doors: logging in, refreshing (the refresh cookie authenticates), health.
+    # Open doors: signing in, refreshing (the refresh cookie authenticates), health.
     _rule("POST", "/api/auth/login", open=True),
     _rule("POST", "/api/auth/refresh", open=True),
     _rule("GET", "/api/health", open=True),
+    _rule("GET", "/login/**", open=True),  # the sign-in page and its assets
     # Every signed-in user: themselves.
     _rule("GET", "/api/auth/me", roles=ANY_USER),
     _rule("POST", "/api/auth/logout", roles=ANY_USER),

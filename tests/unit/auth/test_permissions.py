@@ -11,12 +11,13 @@ def roles_for(method: str, path: str) -> set[Role]:
     return set(found.rule.roles) if found else set()
 
 
-def test_open_doors_are_exactly_login_refresh_and_health() -> None:
+def test_open_doors_are_exactly_sign_in_refresh_and_health() -> None:
     open_rules = {(tuple(sorted(r.methods)), r.template) for r in RULES if r.open}
     assert open_rules == {
         (("POST",), "/api/auth/login"),
         (("POST",), "/api/auth/refresh"),
         (("GET",), "/api/health"),
+        (("GET",), "/login/**"),
     }
 
 

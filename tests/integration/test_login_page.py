@@ -1,0 +1,92 @@
+"""The sign-in page and Orthanc Explorer behind it, in a real headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.support.server import ADMIN_PASSWORD, OrthancServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    yield context.new_page()
+    context.close()
+
+
+def test_the_page_and_its_assets_are_open_and_nothing_else(orthanc: OrthancServer) -> None:
+    anonymous = requests.Session()
+    page = anonymous.get(orthanc.url("/login"), timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert anonymous.get(orthanc.url("/login/login.js"), timeout=10).status_code == 200
+    assert anonymous.get(orthanc.url("/login/orthanc.json"), timeout=10).status_code == 404
+    assert anonymous.get(orthanc.url("/app/explorer.html"), timeout=10).status_code == 403
+
+
+def test_signing_in_opens_orthanc_explorer(
+    orthanc: OrthancServer, page: Page, dicom_file, tmp_path: Path, request
+) -> None:
+    orthanc.store(dicom_file("CT_small.dcm"))
+    page.goto(orthanc.url("/login?next=/app/explorer.html"))
+    page.fill("#username", "admin")
+    page.fill("#password", "not-the-password")
+    page.click("#submit")
+    expect(page.locator("#message")).to_have_text("invalid user name or password")
+    page.screenshot(path=str(_shots(request) / "login-refused.png"))
+
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("#submit")
+    page.wait_for_url("**/app/explorer.html**")
+    expect(page.locator("#hounsfield-sign-out")).to_be_visible()
+    page.get_by_role("link", name="All patients").click()
+    expect(page.locator("#all-patients").get_by_text("CompressedSamples^CT1")).to_be_visible()
+    page.screenshot(path=str(_shots(request) / "explorer.png"))
+
+    page.click("#hounsfield-sign-out")
+    page.wait_for_url("**/login?next=**")
+    assert (
+        requests.get(
+            orthanc.url("/app/explorer.html"),
+            timeout=10,
+            cookies={c["name"]: c["value"] for c in page.context.cookies()},
+        ).status_code
+        == 403
+    )
+
+
+def test_next_never_leaves_the_server(orthanc: OrthancServer, page: Page) -> None:
+    page.goto(orthanc.url("/login?next=//example.org/phish"))
+    page.fill("#username", "admin")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(orthanc.url("/app/explorer.html"))
+
+
+def _shots(request) -> Path:
+    folder = Path(request.config.rootpath) / "data" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

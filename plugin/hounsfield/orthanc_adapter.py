@@ -51,6 +51,12 @@ class PluginOrthancApi:
     def get_json(self, path: str) -> Any:
         return json.loads(orthanc.RestApiGet(path))
 
+    def find_instance(self, sop_instance_uid: str) -> str | None:
+        try:
+            return orthanc.LookupInstance(sop_instance_uid) or None
+        except Exception:  # the SDK raises for an unknown UID
+            return None
+
 
 def set_metric(name: str, value: float) -> None:
     orthanc.SetMetricsValue(name, float(value), orthanc.MetricsType.DEFAULT)

@@ -9,3 +9,7 @@ class OrthancApi(Protocol):
     def get_json(self, path: str) -> Any:
         """GET one of Orthanc's REST resources (e.g. ``/studies/{id}``) as parsed JSON."""
         ...
+
+    def find_instance(self, sop_instance_uid: str) -> str | None:
+        """Orthanc's id of the instance with this SOPInstanceUID, or None."""
+        ...

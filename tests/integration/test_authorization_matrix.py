@@ -83,6 +83,13 @@ CASES = [
         SIGNED_IN,
     ),
     case("GET", "/wado?requestType=WADO&studyUID={other_uid}&seriesUID=1&objectUID=2", STAFF),
+    # ...and naming a linked study beside another study's object gets nothing
+    case(
+        "GET",
+        "/wado?requestType=WADO&studyUID={linked_uid}&seriesUID={other_series_uid}"
+        "&objectUID={other_sop_uid}&contentType=application/dicom",
+        STAFF,
+    ),
     # Storing, deleting, administration
     case("POST", "/instances", {"admin", "technician"}, body="@dicom"),
     case("DELETE", "/studies/no-such-study", {"admin"}),
@@ -180,3 +187,6 @@ def test_the_referrer_reads_its_study_and_nothing_else(orthanc: OrthancServer, w
     assert metadata.status_code == 200
     assert {item["0020000D"]["Value"][0] for item in metadata.json()} == {uid}
     assert referrer.get(orthanc.url("/dicom-web/studies")).status_code == 403
+    other_series = world["ids"]["other_series_uid"]
+    mixed = referrer.get(orthanc.url(f"/dicom-web/studies/{uid}/series/{other_series}/metadata"))
+    assert mixed.status_code != 200, "another study's series must not be reachable this way"

@@ -29,6 +29,7 @@ class StudyRef(StrEnum):
     ORTHANC_SERIES = "series"
     ORTHANC_INSTANCE = "instance"
     STUDY_UID = "study_uid"
+    SOP_INSTANCE_UID = "sop_instance_uid"
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,9 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "POST", "/dicom-web/studies/**", roles=ACQUISITION, patient_data=True, action="study.store"
     ),
-    # WADO-URI names its study in the query string.
-    _readable("/wado", StudyRef.STUDY_UID, "?studyUID", "study.view"),
+    # WADO-URI: Orthanc finds the object by its objectUID alone (studyUID is not checked),
+    # so the study a referrer reads is the object's own.
+    _readable("/wado", StudyRef.SOP_INSTANCE_UID, "?objectUID", "study.view"),
     # Admins: everything else (Explorer, deletes, modalities, peers, jobs, configuration).
     _rule(ANY_METHOD, "/**", roles=ADMIN, study_ref=None, action="admin"),
 )

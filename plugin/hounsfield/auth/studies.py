@@ -33,6 +33,9 @@ class StudyResolver:
         """The StudyInstanceUID ``value`` belongs to, or None if there is no such resource."""
         if ref is StudyRef.STUDY_UID:
             return value
+        if ref is StudyRef.SOP_INSTANCE_UID:
+            instance = self._orthanc.find_instance(value)
+            return self.study_uid(StudyRef.ORTHANC_INSTANCE, instance) if instance else None
         if ref not in _STUDY_OF:
             return None
         key = (ref, value)

@@ -51,6 +51,20 @@ class AuthService:
         self.trail = trail
         self.settings = settings
 
+    def _record(
+        self,
+        action: str,
+        outcome: str,
+        username: str,
+        ip: str | None = None,
+        reason: str | None = None,
+        **fields: str | None,
+    ) -> None:
+        detail = {"reason": reason} if reason else {}
+        self.trail.append(
+            AuditEntry(action, outcome, username=username, ip=ip, detail=detail, **fields)
+        )
+
     def bootstrap_admin(self, password: str | None) -> None:
         """On a first start, create ``admin``; without a given password, make one and log it."""
         if self.users.count():
@@ -61,15 +75,7 @@ class AuthService:
             self.create_user("admin", password, Role.ADMIN)
         except Refused as error:
             raise ConfigError(f"{ADMIN_PASSWORD_VARIABLE} is refused: {error}") from error
-        self.trail.append(
-            AuditEntry(
-                "user.create",
-                "allowed",
-                username="system",
-                resource="admin",
-                detail={"role": "admin"},
-            )
-        )
+        self._record("user.create", "allowed", "system", resource="admin")
         if generated:
             log.warning("first start: created user 'admin' with password %s (shown once)", password)
         else:
@@ -90,15 +96,7 @@ class AuthService:
         password_ok = verify_password(password_hash, password)  # same work for unknown users
 
         def refuse(status: int, reason: str, outcome_reason: str) -> Refused:
-            self.trail.append(
-                AuditEntry(
-                    "auth.login",
-                    "denied",
-                    username=username,
-                    ip=ip,
-                    detail={"reason": outcome_reason},
-                )
-            )
+            self._record("auth.login", "denied", username, ip, outcome_reason)
             return Refused(status, reason)
 
         if user is None:
@@ -132,9 +130,7 @@ class AuthService:
         if needs_rehash(password_hash):
             self.users.update(username, password_hash=hash_password(password))
         signed_in = self._open_session(user, ip=ip, user_agent=user_agent)
-        self.trail.append(
-            AuditEntry("auth.login", "allowed", username=username, role=user.role.value, ip=ip)
-        )
+        self._record("auth.login", "allowed", username, ip, role=user.role.value)
         return signed_in
 
     def refresh(self, refresh_token: str | None, *, ip: str) -> SignedIn:
@@ -146,15 +142,7 @@ class AuthService:
         new_refresh = f"{session.id}.{new_secret()}"
         if not self.sessions.rotate(session.id, digest(refresh_token), digest(new_refresh)):
             self.sessions.revoke(session.id, "refresh token reused")
-            self.trail.append(
-                AuditEntry(
-                    "auth.refresh",
-                    "denied",
-                    username=session.username,
-                    ip=ip,
-                    detail={"reason": "refresh token reused"},
-                )
-            )
+            self._record("auth.refresh", "denied", session.username, ip, "refresh token reused")
             raise Refused(401, "refresh token already used; session closed, sign in again")
         user = self.users.get(session.username)
         if user is None or user.disabled:
@@ -165,15 +153,7 @@ class AuthService:
 
     def logout(self, principal: Principal, *, ip: str) -> None:
         self.sessions.revoke(principal.session_id, "logout")
-        self.trail.append(
-            AuditEntry(
-                "auth.logout",
-                "allowed",
-                username=principal.username,
-                role=principal.role.value,
-                ip=ip,
-            )
-        )
+        self._record("auth.logout", "allowed", principal.username, ip, role=principal.role.value)
 
     def change_password(
         self,
@@ -185,26 +165,14 @@ class AuthService:
     ) -> None:
         password_hash, _ = self.users.secrets_of(principal.username)
         if not verify_password(password_hash, current):
-            self.trail.append(
-                AuditEntry(
-                    "user.password",
-                    "denied",
-                    username=principal.username,
-                    ip=ip,
-                    detail={"reason": "wrong current password"},
-                )
+            self._record(
+                "user.password", "denied", principal.username, ip, "wrong current password"
             )
             raise Refused(403, "current password is wrong")
         self.set_password(principal.username, new)
         self.sessions.revoke_user(principal.username, "password changed", keep=principal.session_id)
-        self.trail.append(
-            AuditEntry(
-                "user.password",
-                "allowed",
-                username=principal.username,
-                ip=ip,
-                resource=principal.username,
-            )
+        self._record(
+            "user.password", "allowed", principal.username, ip, resource=principal.username
         )
 
     def create_user(self, username: str, password: str, role: Role) -> User:
@@ -231,15 +199,7 @@ class AuthService:
         if not secret or not pyotp.TOTP(secret).verify(otp, valid_window=1):
             raise Refused(400, "one-time password does not match; second factor not enabled")
         self.users.update(principal.username, totp_enabled=1)
-        self.trail.append(
-            AuditEntry(
-                "user.totp",
-                "allowed",
-                username=principal.username,
-                ip=ip,
-                resource=principal.username,
-            )
-        )
+        self._record("user.totp", "allowed", principal.username, ip, resource=principal.username)
 
     def _open_session(self, user: User, *, ip: str, user_agent: str) -> SignedIn:
         session_id = secrets.token_urlsafe(16)

@@ -1,0 +1,125 @@
+"""RTK at work: FDK reconstruction and phantom simulation on numpy arrays.
+
+Imported by worker processes only (loading ITK costs ~12 s and ~0.9 GB, once per
+process). ITK's default TBB threader is slower than its Platform threader for
+back-projection on few cores, so the Platform threader is selected on import.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import itk
+import numpy as np
+from itk import RTK as rtk
+
+from hounsfield.recon.geometry import CircularGeometry, VolumeGrid
+
+itk.MultiThreaderBase.SetGlobalDefaultThreader(itk.MultiThreaderBaseEnums.Threader_Platform)
+itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(os.cpu_count() or 1)
+
+ImageType = itk.Image[itk.F, 3]
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class FdkResult:
+    volume: np.ndarray  # (z, y, x) attenuation per mm, RTK axes
+    grid: VolumeGrid
+    seconds: float
+    short_scan: bool
+
+
+def rtk_geometry(geometry: CircularGeometry):
+    result = rtk.ThreeDCircularProjectionGeometry.New()
+    offset_u, offset_v = geometry.detector_offset
+    for angle in geometry.angles:
+        result.AddProjection(geometry.source_to_isocenter, geometry.source_to_detector,
+                             float(angle), offset_u, offset_v)
+    return result
+
+
+def _constant(size, spacing, origin):
+    """A constant-zero image source; the caller must keep a reference while it is used."""
+    source = rtk.ConstantImageSource[ImageType].New()
+    source.SetOrigin([float(v) for v in origin])
+    source.SetSpacing([float(v) for v in spacing])
+    source.SetSize([int(v) for v in size])
+    source.SetConstant(0.0)
+    return source
+
+
+def _projection_source(geometry: CircularGeometry):
+    columns, rows = geometry.detector_size
+    du, dv = geometry.pixel_spacing
+    return _constant((columns, rows, len(geometry.angles)), (du, dv, 1.0),
+                     (-(columns - 1) * du / 2, -(rows - 1) * dv / 2, 0.0))
+
+
+def projections_image(line_integrals: np.ndarray, geometry: CircularGeometry):
+    """Line integrals (projection, row, column) as an ITK image in detector coordinates."""
+    image = itk.image_from_array(np.ascontiguousarray(line_integrals, dtype=np.float32))
+    columns, rows = geometry.detector_size
+    du, dv = geometry.pixel_spacing
+    image.SetSpacing([du, dv, 1.0])
+    image.SetOrigin([-(columns - 1) * du / 2, -(rows - 1) * dv / 2, 0.0])
+    return image
+
+
+def fdk(
+    line_integrals: np.ndarray,
+    geometry: CircularGeometry,
+    grid: VolumeGrid,
+    *,
+    hann_cut: float = 1.0,
+    progress: Progress | None = None,
+) -> FdkResult:
+    """Feldkamp-Davis-Kress; displaced-detector and Parker short-scan weights as needed."""
+    started = time.perf_counter()
+    report = progress or (lambda percent, message: None)
+    rtk_geo = rtk_geometry(geometry)
+    projections = projections_image(line_integrals, geometry)
+    weighted = rtk.DisplacedDetectorImageFilter[ImageType].New()
+    weighted.SetInput(projections)
+    weighted.SetGeometry(rtk_geo)
+    stages = [weighted]
+    if geometry.short_scan:
+        parker = rtk.ParkerShortScanImageFilter[ImageType].New()
+        parker.SetInput(weighted.GetOutput())
+        parker.SetGeometry(rtk_geo)
+        stages.append(parker)
+    volume_source = _constant(grid.size, grid.spacing, grid.origin)
+    reconstruction = rtk.FDKConeBeamReconstructionFilter[ImageType].New()
+    reconstruction.SetInput(0, volume_source.GetOutput())
+    reconstruction.SetInput(1, stages[-1].GetOutput())
+    reconstruction.SetGeometry(rtk_geo)
+    reconstruction.GetRampFilter().SetHannCutFrequency(hann_cut)
+    report(10, "filtering and back-projecting")
+    reconstruction.Update()
+    volume = itk.array_from_image(reconstruction.GetOutput()).copy()
+    report(90, "reconstructed")
+    return FdkResult(volume, grid, time.perf_counter() - started, geometry.short_scan)
+
+
+def shepp_logan_projections(geometry: CircularGeometry, radius_mm: float) -> np.ndarray:
+    """Line integrals through RTK's 3D Shepp-Logan phantom (density: water = 1)."""
+    source = _projection_source(geometry)
+    phantom = rtk.SheppLoganPhantomFilter[ImageType, ImageType].New()
+    phantom.SetInput(source.GetOutput())
+    phantom.SetGeometry(rtk_geometry(geometry))
+    phantom.SetPhantomScale(radius_mm)
+    phantom.Update()
+    return itk.array_from_image(phantom.GetOutput()).copy()
+
+
+def shepp_logan_volume(grid: VolumeGrid, radius_mm: float) -> np.ndarray:
+    """The analytic phantom voxelised on ``grid`` (z, y, x), for checking accuracy."""
+    source = _constant(grid.size, grid.spacing, grid.origin)
+    drawer = rtk.DrawSheppLoganFilter[ImageType, ImageType].New()
+    drawer.SetInput(source.GetOutput())
+    drawer.SetPhantomScale(radius_mm)
+    drawer.Update()
+    return itk.array_from_image(drawer.GetOutput()).copy()

@@ -1,0 +1,178 @@
+"""Projection series as DICOM: a multi-frame X-ray (XA) object carrying its geometry.
+
+Standard attributes hold the geometry: DistanceSourceToDetector, DistanceSourceToPatient,
+ImagerPixelSpacing (row, column), PositionerPrimaryAngle (first frame) and
+PositionerPrimaryAngleIncrement. Modalities write the increments either relative to
+the first frame (0, a, 2a...) or frame to frame (a, a, a...); both are read. The
+unattenuated intensity I0 and detector offsets, which XA has no attribute for, go in
+a private block ("HOUNSFIELD CBCT").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from hounsfield.recon.geometry import CircularGeometry, GeometryError
+
+XA_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"
+PROJECTION_MODALITIES = frozenset({"XA", "RF", "DX", "CR"})
+PRIVATE_GROUP = 0x0029
+PRIVATE_CREATOR = "HOUNSFIELD CBCT"
+I0_ELEMENT, OFFSET_ELEMENT = 0x10, 0x11
+DEFAULT_I0 = 65535.0
+STUDY_ATTRIBUTES = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+    "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName",
+    "StudyDescription",
+)
+
+
+class ProjectionError(ValueError):
+    """Not a usable projection series; the message says what is missing or wrong."""
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    intensities: np.ndarray  # (projection, row, column), detector counts
+    geometry: CircularGeometry
+    i0: float
+
+    def line_integrals(self) -> np.ndarray:
+        counts = np.maximum(self.intensities.astype(np.float32), 1.0)
+        return np.log(np.float32(self.i0) / counts)
+
+
+def looks_like_projections(tags: Mapping[str, Any]) -> bool:
+    """The default rule, on Orthanc's tags of one instance: multi-frame X-ray with rotation."""
+    try:
+        frames = int(tags.get("NumberOfFrames") or 1)
+    except ValueError:
+        return False
+    return (
+        tags.get("Modality") in PROJECTION_MODALITIES
+        and frames > 1
+        and bool(tags.get("DistanceSourceToDetector"))
+        and bool(tags.get("PositionerPrimaryAngleIncrement"))
+    )
+
+
+def read_acquisition(ds: Dataset) -> Acquisition:
+    """Geometry and counts of a multi-frame projection object; ProjectionError if unusable."""
+    missing = [name for name in ("DistanceSourceToDetector", "DistanceSourceToPatient",
+                                 "PositionerPrimaryAngleIncrement", "PixelData")
+               if name not in ds]
+    if "ImagerPixelSpacing" not in ds and "DetectorElementSpacing" not in ds:
+        missing.append("ImagerPixelSpacing")
+    if missing:
+        raise ProjectionError(f"projection geometry is incomplete: missing {', '.join(missing)}")
+    if int(ds.get("BitsAllocated", 0)) != 16:
+        raise ProjectionError(f"projections must be 16-bit, found {ds.get('BitsAllocated')} bits")
+    frames = int(ds.get("NumberOfFrames", 1))
+    pixels = ds.pixel_array.reshape(frames, ds.Rows, ds.Columns)
+    angles = _frame_angles(ds, frames)
+    row_spacing, column_spacing = (float(v) for v in
+                                   ds.get("ImagerPixelSpacing") or ds.DetectorElementSpacing)
+    private = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR) if _has_private(ds) else None
+    i0 = float(private[I0_ELEMENT].value) if private and I0_ELEMENT in private else DEFAULT_I0
+    offset = (0.0, 0.0)
+    if private and OFFSET_ELEMENT in private:
+        offset = tuple(float(v) for v in private[OFFSET_ELEMENT].value)
+    try:
+        geometry = CircularGeometry(
+            source_to_isocenter=float(ds.DistanceSourceToPatient),
+            source_to_detector=float(ds.DistanceSourceToDetector),
+            angles=angles,
+            pixel_spacing=(column_spacing, row_spacing),
+            detector_size=(int(ds.Columns), int(ds.Rows)),
+            detector_offset=offset,
+        )
+    except GeometryError as error:
+        raise ProjectionError(str(error)) from error
+    return Acquisition(pixels, geometry, i0)
+
+
+def _frame_angles(ds: Dataset, frames: int) -> tuple[float, ...]:
+    increments = np.asarray(ds.PositionerPrimaryAngleIncrement, dtype=float).reshape(-1)
+    if increments.size != frames:
+        raise ProjectionError(
+            f"{frames} frames but {increments.size} angle increments "
+            "(PositionerPrimaryAngleIncrement)"
+        )
+    first = float(ds.get("PositionerPrimaryAngle", 0.0))
+    relative = increments[0] == 0.0  # 0, a, 2a...: relative to the first frame
+    offsets = increments if relative else np.concatenate(([0.0], np.cumsum(increments[1:])))
+    return tuple(float(first + offset) for offset in offsets)
+
+
+def _has_private(ds: Dataset) -> bool:
+    try:
+        ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+    except KeyError:
+        return False
+    return True
+
+
+def build_projection_dataset(
+    intensities: np.ndarray,
+    geometry: CircularGeometry,
+    i0: float,
+    study: Mapping[str, Any],
+    *,
+    series_description: str,
+    series_number: int = 100,
+) -> Dataset:
+    """One multi-frame XA object holding the projections and their geometry."""
+    frames, rows, columns = intensities.shape
+    if (columns, rows) != geometry.detector_size or frames != len(geometry.angles):
+        raise ProjectionError("projection array does not match the geometry")
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = XA_STORAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = XA_STORAGE
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    for name in STUDY_ATTRIBUTES:
+        setattr(ds, name, study.get(name, ""))
+    if not ds.StudyInstanceUID:
+        ds.StudyInstanceUID = generate_uid()
+    ds.Modality = "XA"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = series_number
+    ds.SeriesDescription = series_description
+    ds.InstanceNumber = 1
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "SINGLE PLANE"]
+    ds.Manufacturer = "Hounsfield"
+    ds.KVP = ""
+    ds.RadiationSetting = "GR"
+    ds.PixelIntensityRelationship = "LIN"
+    ds.DistanceSourceToDetector = f"{geometry.source_to_detector:.6g}"
+    ds.DistanceSourceToPatient = f"{geometry.source_to_isocenter:.6g}"
+    ds.ImagerPixelSpacing = [f"{geometry.pixel_spacing[1]:.6g}", f"{geometry.pixel_spacing[0]:.6g}"]
+    ds.PositionerMotion = "DYNAMIC"
+    ds.PositionerPrimaryAngle = f"{geometry.angles[0]:.6g}"
+    ds.PositionerSecondaryAngle = "0"
+    ds.PositionerPrimaryAngleIncrement = [f"{a - geometry.angles[0]:.6g}" for a in geometry.angles]
+    ds.PositionerSecondaryAngleIncrement = ["0"] * frames
+    ds.NumberOfFrames = frames
+    ds.FrameTime = "10"
+    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(intensities, dtype=np.uint16).tobytes()
+    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    block.add_new(I0_ELEMENT, "FD", float(i0))
+    block.add_new(OFFSET_ELEMENT, "FD", [float(v) for v in geometry.detector_offset])
+    return ds

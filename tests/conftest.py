@@ -14,7 +14,11 @@ from tests.support.server import OrthancServer
 
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
-    server = OrthancServer(tmp_path_factory.mktemp("orthanc-shared"), hounsfield__workers=2)
+    server = OrthancServer(
+        tmp_path_factory.mktemp("orthanc-shared"),
+        hounsfield__workers=2,
+        hounsfield__extensions=["tests.support.extension", "hounsfield.recon"],
+    )
     server.start()
     yield server
     server.stop()

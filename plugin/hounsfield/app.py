@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hounsfield import health
+from hounsfield import health, orthanc_http
 from hounsfield.audit import routes as audit_routes
 from hounsfield.audit import trail as audit_trail
 from hounsfield.audit.access import AccessRecorder
@@ -98,7 +99,7 @@ class Application:
         self.events = EventDispatcher(self.db, self.registry, self._event_context)
         self.stability = StabilityTracker(self.db)
         self._build_auth(settings)
-        self.router = Router(ROUTES)
+        self.router = Router([*ROUTES, *self.registry.route_tables])
         self._started = False
         self._settle_timer: threading.Timer | None = None
 
@@ -141,7 +142,10 @@ class Application:
         tokens = TokenService(load_or_create_key(key_file), auth.access_token_minutes * 60)
         self.auth = AuthService(self.users, self.sessions, tokens, self.audit, auth)
         self.auth.bootstrap_admin(settings.initial_admin_password)
+        # Workers reach Orthanc's REST API with this; it lives as long as this process.
+        self.service_token = secrets.token_urlsafe(32)
         self.gate = Gate(
+            self.service_token,
             tokens,
             self.sessions,
             self.users,
@@ -259,6 +263,8 @@ class Application:
         for extension in self.settings.plugin.extensions:
             command += ["--extension", extension]
         env = dict(os.environ)
+        env[orthanc_http.URL_VARIABLE] = f"http://127.0.0.1:{self.settings.http_port}"
+        env[orthanc_http.TOKEN_VARIABLE] = self.service_token
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(PLUGIN_DIRECTORY), env.get("PYTHONPATH")])
         )

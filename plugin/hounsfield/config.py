@@ -55,6 +55,7 @@ class PluginSection(BaseModel):
 class Settings:
     storage_directory: Path
     data_directory: Path
+    http_port: int
     stable_age_seconds: float
     remote_access_allowed: bool
     initial_admin_password: str | None
@@ -88,6 +89,7 @@ def load_settings(
     return Settings(
         storage_directory=storage,
         data_directory=data,
+        http_port=int(orthanc_config.get("HttpPort", 8042)),
         stable_age_seconds=float(orthanc_config.get("StableAge", 60)),
         remote_access_allowed=bool(orthanc_config.get("RemoteAccessAllowed", False)),
         initial_admin_password=(environ or {}).get(ADMIN_PASSWORD_VARIABLE) or None,

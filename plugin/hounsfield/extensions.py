@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hounsfield.events.types import Event
+from hounsfield.web.router import RouteTable
 
 if TYPE_CHECKING:
     from hounsfield.events.context import EventContext
@@ -36,6 +37,16 @@ class BoundHandler:
 class Registry:
     job_kinds: dict[str, JobHandler] = field(default_factory=dict)
     event_handlers: dict[Event, list[BoundHandler]] = field(default_factory=dict)
+    worker_startup: list[Callable[[], None]] = field(default_factory=list)
+    route_tables: list[RouteTable] = field(default_factory=list)
+
+    def on_worker_start(self, warm_up: Callable[[], None]) -> None:
+        """Run ``warm_up`` once in each worker as it starts (e.g. load a heavy library)."""
+        self.worker_startup.append(warm_up)
+
+    def routes(self, table: RouteTable) -> None:
+        """Serve ``table``'s routes (the permission table must list them)."""
+        self.route_tables.append(table)
 
     def job_kind(self, kind: str, handler: JobHandler) -> None:
         """Run ``handler`` in a worker for each job of ``kind``; its return value is the result."""

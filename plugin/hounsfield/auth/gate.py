@@ -7,6 +7,7 @@ refused, is handed to the audit recorder.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
@@ -21,6 +22,7 @@ from hounsfield.auth.tokens import TokenError, TokenService
 from hounsfield.web.http import HttpError
 
 ACCESS_COOKIE = "hf_access"
+SERVICE_ACCOUNT = "hounsfield-worker"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
@@ -43,6 +45,10 @@ class Decision:
     principal: Principal | None = None
 
 
+# What the plugin's own worker processes act as: technician rights, audited by this name.
+SERVICE_PRINCIPAL = Principal(SERVICE_ACCOUNT, Role.TECHNICIAN, "service", via_cookie=False)
+
+
 class Refused(HttpError):
     """Authentication or authorization said no; an HTTP error the client may read."""
 
@@ -54,12 +60,14 @@ class Refused(HttpError):
 class Gate:
     def __init__(
         self,
+        service_token: str,
         tokens: TokenService,
         sessions: SessionStore,
         users: UserStore,
         resolver: StudyResolver,
         recorder: AccessRecorder,
     ) -> None:
+        self._service_token = service_token
         self.tokens = tokens
         self.sessions = sessions
         self.users = users
@@ -83,7 +91,7 @@ class Gate:
                 return Decision(True)
             principal, session = self._authenticate(headers)
             cookie_write = principal.via_cookie and method not in SAFE_METHODS
-            if cookie_write and headers.get(CSRF_HEADER) != session.csrf_token:
+            if cookie_write and (session is None or headers.get(CSRF_HEADER) != session.csrf_token):
                 raise Refused(403, "CSRF token missing or invalid (send X-CSRF-Token)")
             if found is None or principal.role not in found.rule.roles:
                 raise Refused(403, f"{principal.role.value} may not {method} {path}")
@@ -98,8 +106,10 @@ class Gate:
         self._audit(principal, found, method, path, query, ip, "allowed", "", study_uid)
         return Decision(True, principal=principal)
 
-    def _authenticate(self, headers: Mapping[str, str]) -> tuple[Principal, Session]:
+    def _authenticate(self, headers: Mapping[str, str]) -> tuple[Principal, Session | None]:
         token, via_cookie = _credentials(headers)
+        if not via_cookie and hmac.compare_digest(token, self._service_token):
+            return SERVICE_PRINCIPAL, None
         try:
             claims = self.tokens.verify(token)
         except TokenError as error:

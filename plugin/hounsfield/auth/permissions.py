@@ -97,6 +97,10 @@ RULES: tuple[Rule, ...] = (
     _rule("GET", "/api/jobs/**", roles=STAFF),
     _rule("POST", "/api/jobs", roles=ACQUISITION),
     _rule("POST", "/api/jobs/{job_id}/cancel", roles=ACQUISITION),
+    # CBCT acquisitions: acquisition staff.
+    _rule(
+        "POST", "/api/acquisitions/**", roles=ACQUISITION, patient_data=True, action="study.store"
+    ),
     # Orthanc's REST API: reading.
     _rule("GET", "/system", roles=STAFF),
     _staff_search("GET", "/patients"),

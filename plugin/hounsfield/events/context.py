@@ -21,8 +21,14 @@ class EventContext:
     submit: Submit
     _enqueued: int = field(default=0, init=False)
 
-    def enqueue(self, kind: str, params: dict[str, Any], *, priority: int = 0) -> Job:
-        """Queue a job for this event; a re-delivered event never queues it twice."""
+    def enqueue(
+        self, kind: str, params: dict[str, Any], *, priority: int = 0, key: str | None = None
+    ) -> Job:
+        """Queue a job for this event; a re-delivered event never queues it twice.
+
+        ``key`` names the work itself (e.g. "recon:auto:<series>"): a job with the same key
+        is never queued again, whichever event asks.
+        """
         self._enqueued += 1
-        key = f"event:{self.event.id}:{self.handler_name}:{self._enqueued}"
+        key = key or f"event:{self.event.id}:{self.handler_name}:{self._enqueued}"
         return self.submit(kind, params, priority=priority, dedupe_key=key)

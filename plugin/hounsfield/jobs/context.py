@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hounsfield.jobs.model import Job
+from hounsfield.orthanc_http import OrthancHttpClient
 
 if TYPE_CHECKING:
     from hounsfield.jobs.queue import JobQueue
@@ -20,16 +21,26 @@ class JobCancelled(Exception):
 class JobContext:
     """Parameters of the job and a way to report progress (which also notices cancellation)."""
 
-    def __init__(self, queue: JobQueue, job: Job, worker: str) -> None:
+    def __init__(
+        self, queue: JobQueue, job: Job, worker: str, orthanc: OrthancHttpClient | None = None
+    ) -> None:
         self.job = job
         self._queue = queue
         self._worker = worker
+        self._orthanc = orthanc
         self._last_report = 0.0
         self.cancel_requested = False
 
     @property
     def params(self) -> dict[str, Any]:
         return self.job.params
+
+    @property
+    def orthanc(self) -> OrthancHttpClient:
+        """Orthanc's REST API, authenticated as the worker service account."""
+        if self._orthanc is None:
+            raise RuntimeError("this worker was started without access to Orthanc")
+        return self._orthanc
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0-100); throttled, so call it as often as convenient."""

@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import traceback
 
 from hounsfield.db import Database
@@ -22,6 +23,7 @@ from hounsfield.extensions import Registry, load_extensions
 from hounsfield.jobs.context import JobCancelled, JobContext
 from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.orthanc_http import URL_VARIABLE, OrthancHttpClient
 
 log = logging.getLogger("hounsfield.worker")
 
@@ -38,11 +40,20 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class Worker:
-    def __init__(self, queue: SqliteJobQueue, registry: Registry, *, node: str, name: str) -> None:
+    def __init__(
+        self,
+        queue: SqliteJobQueue,
+        registry: Registry,
+        *,
+        node: str,
+        name: str,
+        orthanc: OrthancHttpClient | None = None,
+    ) -> None:
         self.queue = queue
         self.registry = registry
         self.node = node
         self.name = name
+        self.orthanc = orthanc
 
     def run_one(self) -> Job | None:
         """Claim and run at most one job; returns the job as claimed, or None when idle."""
@@ -50,7 +61,7 @@ class Worker:
         if job is None:
             return None
         log.info("job %s (%s) attempt %s started", job.id, job.kind, job.attempts)
-        context = JobContext(self.queue, job, self.name)
+        context = JobContext(self.queue, job, self.name, self.orthanc)
         try:
             result = self.registry.job_kinds[job.kind](context)
         except JobCancelled:
@@ -93,7 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     registry = Registry()
     load_extensions(args.extension, registry)
     queue = SqliteJobQueue(Database(args.database))
-    worker = Worker(queue, registry, node=args.node, name=f"{args.node}/{args.slot}/{os.getpid()}")
+    orthanc = OrthancHttpClient.from_environment() if URL_VARIABLE in os.environ else None
+    name = f"{args.node}/{args.slot}/{os.getpid()}"
+    worker = Worker(queue, registry, node=args.node, name=name, orthanc=orthanc)
+    for warm_up in registry.worker_startup:  # in the background: jobs needing it just wait
+        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     log.info("ready; job kinds: %s", ", ".join(sorted(registry.job_kinds)) or "none")
     worker.serve(sys.stdin.fileno())
 

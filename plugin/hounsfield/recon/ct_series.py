@@ -40,11 +40,21 @@ def to_hounsfield(volume: np.ndarray, water_attenuation: float) -> np.ndarray:
 
 
 def ct_slices(
-    hounsfield: np.ndarray, grid: VolumeGrid, study: Mapping[str, Any], info: SeriesInfo
+    hounsfield: np.ndarray,
+    grid: VolumeGrid,
+    study: Mapping[str, Any],
+    info: SeriesInfo,
+    *,
+    uid_seed: str,
 ) -> Iterator[Dataset]:
-    """Yield one CT dataset per slice of ``hounsfield`` (z, y, x), in slice order."""
+    """Yield one CT dataset per slice of ``hounsfield`` (z, y, x), in slice order.
+
+    UIDs derive from ``uid_seed``: a job that runs again after a crash writes the very
+    same series (Orthanc keeps one copy), never a second one.
+    """
     stored = np.clip(np.rint(hounsfield) - INTERCEPT, 0, HU_MAX - INTERCEPT).astype(np.uint16)
-    series_uid, frame_of_reference = generate_uid(), generate_uid()
+    series_uid = generate_uid(entropy_srcs=[uid_seed, "series"])
+    frame_of_reference = generate_uid(entropy_srcs=[uid_seed, "frame-of-reference"])
     now = datetime.now(UTC)
     (ox, oy, oz), (sx, sy, sz) = grid.origin, grid.spacing
     nz, ny, nx = stored.shape
@@ -52,7 +62,7 @@ def ct_slices(
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = CT_STORAGE
-        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid_seed, str(j)])
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.SpecificCharacterSet = "ISO_IR 192"
         ds.SOPClassUID = CT_STORAGE
@@ -60,6 +70,8 @@ def ct_slices(
         for name in STUDY_ATTRIBUTES:
             setattr(ds, name, study.get(name, ""))
         ds.Modality = "CT"
+        ds.Laterality = ""  # type 2C: unknown for a cone-beam volume
+        ds.PatientPosition = ""
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = info.number
         ds.SeriesDescription = info.description[:64]

@@ -37,8 +37,13 @@ def rtk_geometry(geometry: CircularGeometry):
     result = rtk.ThreeDCircularProjectionGeometry.New()
     offset_u, offset_v = geometry.detector_offset
     for angle in geometry.angles:
-        result.AddProjection(geometry.source_to_isocenter, geometry.source_to_detector,
-                             float(angle), offset_u, offset_v)
+        result.AddProjection(
+            geometry.source_to_isocenter,
+            geometry.source_to_detector,
+            float(angle),
+            offset_u,
+            offset_v,
+        )
     return result
 
 
@@ -55,8 +60,11 @@ def _constant(size, spacing, origin):
 def _projection_source(geometry: CircularGeometry):
     columns, rows = geometry.detector_size
     du, dv = geometry.pixel_spacing
-    return _constant((columns, rows, len(geometry.angles)), (du, dv, 1.0),
-                     (-(columns - 1) * du / 2, -(rows - 1) * dv / 2, 0.0))
+    return _constant(
+        (columns, rows, len(geometry.angles)),
+        (du, dv, 1.0),
+        (-(columns - 1) * du / 2, -(rows - 1) * dv / 2, 0.0),
+    )
 
 
 def projections_image(line_integrals: np.ndarray, geometry: CircularGeometry):

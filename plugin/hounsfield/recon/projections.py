@@ -28,8 +28,16 @@ PRIVATE_CREATOR = "HOUNSFIELD CBCT"
 I0_ELEMENT, OFFSET_ELEMENT = 0x10, 0x11
 DEFAULT_I0 = 65535.0
 STUDY_ATTRIBUTES = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
-    "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
     "StudyDescription",
 )
 
@@ -50,7 +58,10 @@ class Acquisition:
 
 
 def looks_like_projections(tags: Mapping[str, Any]) -> bool:
-    """The default rule, on Orthanc's tags of one instance: multi-frame X-ray with rotation."""
+    """The default rule, on Orthanc's tags of one instance: multi-frame X-ray with rotation.
+
+    Orthanc's JSON gives long values (one angle per frame) as null: presence is what counts.
+    """
     try:
         frames = int(tags.get("NumberOfFrames") or 1)
     except ValueError:
@@ -59,15 +70,22 @@ def looks_like_projections(tags: Mapping[str, Any]) -> bool:
         tags.get("Modality") in PROJECTION_MODALITIES
         and frames > 1
         and bool(tags.get("DistanceSourceToDetector"))
-        and bool(tags.get("PositionerPrimaryAngleIncrement"))
+        and "PositionerPrimaryAngleIncrement" in tags
     )
 
 
 def read_acquisition(ds: Dataset) -> Acquisition:
     """Geometry and counts of a multi-frame projection object; ProjectionError if unusable."""
-    missing = [name for name in ("DistanceSourceToDetector", "DistanceSourceToPatient",
-                                 "PositionerPrimaryAngleIncrement", "PixelData")
-               if name not in ds]
+    missing = [
+        name
+        for name in (
+            "DistanceSourceToDetector",
+            "DistanceSourceToPatient",
+            "PositionerPrimaryAngleIncrement",
+            "PixelData",
+        )
+        if name not in ds
+    ]
     if "ImagerPixelSpacing" not in ds and "DetectorElementSpacing" not in ds:
         missing.append("ImagerPixelSpacing")
     if missing:
@@ -77,8 +95,9 @@ def read_acquisition(ds: Dataset) -> Acquisition:
     frames = int(ds.get("NumberOfFrames", 1))
     pixels = ds.pixel_array.reshape(frames, ds.Rows, ds.Columns)
     angles = _frame_angles(ds, frames)
-    row_spacing, column_spacing = (float(v) for v in
-                                   ds.get("ImagerPixelSpacing") or ds.DetectorElementSpacing)
+    row_spacing, column_spacing = (
+        float(v) for v in ds.get("ImagerPixelSpacing") or ds.DetectorElementSpacing
+    )
     private = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR) if _has_private(ds) else None
     i0 = float(private[I0_ELEMENT].value) if private and I0_ELEMENT in private else DEFAULT_I0
     offset = (0.0, 0.0)
@@ -126,16 +145,20 @@ def build_projection_dataset(
     study: Mapping[str, Any],
     *,
     series_description: str,
+    uid_seed: str,
     series_number: int = 100,
 ) -> Dataset:
-    """One multi-frame XA object holding the projections and their geometry."""
+    """One multi-frame XA object holding the projections and their geometry.
+
+    UIDs derive from ``uid_seed`` (see ``ct_series``): re-running makes the same object.
+    """
     frames, rows, columns = intensities.shape
     if (columns, rows) != geometry.detector_size or frames != len(geometry.angles):
         raise ProjectionError("projection array does not match the geometry")
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = XA_STORAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid_seed, "sop"])
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID = XA_STORAGE
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
@@ -143,9 +166,9 @@ def build_projection_dataset(
     for name in STUDY_ATTRIBUTES:
         setattr(ds, name, study.get(name, ""))
     if not ds.StudyInstanceUID:
-        ds.StudyInstanceUID = generate_uid()
+        ds.StudyInstanceUID = generate_uid(entropy_srcs=[uid_seed, "study"])
     ds.Modality = "XA"
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[uid_seed, "series"])
     ds.SeriesNumber = series_number
     ds.SeriesDescription = series_description
     ds.InstanceNumber = 1

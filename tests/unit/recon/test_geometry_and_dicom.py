@@ -66,7 +66,7 @@ def test_projections_round_trip_through_dicom() -> None:
     original = geometry(detector_offset=(3.5, -1.0), angles=tuple(a + 30 for a in ANGLES))
     ds = round_trip(
         build_projection_dataset(
-            counts, original, 60000.0, {"PatientID": "P1"}, series_description="CBCT"
+            counts, original, 60000.0, {"PatientID": "P1"}, series_description="CBCT", uid_seed="t1"
         )
     )
     tags = {
@@ -86,7 +86,12 @@ def test_projections_round_trip_through_dicom() -> None:
 def test_frame_to_frame_increments_are_read_too() -> None:
     ds = round_trip(
         build_projection_dataset(
-            np.ones((180, 30, 40), np.uint16), geometry(), 1000.0, {}, series_description="x"
+            np.ones((180, 30, 40), np.uint16),
+            geometry(),
+            1000.0,
+            {},
+            series_description="x",
+            uid_seed="t2",
         )
     )
     ds.PositionerPrimaryAngleIncrement = ["2"] * 180  # each frame 2 degrees after the previous
@@ -113,7 +118,12 @@ def test_frame_to_frame_increments_are_read_too() -> None:
 def test_unusable_projection_objects_are_refused(damage, message: str) -> None:
     ds = round_trip(
         build_projection_dataset(
-            np.ones((180, 30, 40), np.uint16), geometry(), 1000.0, {}, series_description="x"
+            np.ones((180, 30, 40), np.uint16),
+            geometry(),
+            1000.0,
+            {},
+            series_description="x",
+            uid_seed="t2",
         )
     )
     damage(ds)
@@ -126,7 +136,9 @@ def test_ct_slices_carry_geometry_and_units() -> None:
     volume = np.zeros((8, grid.size[1], 8))
     volume[:, 2, :] = 1000.0
     info = SeriesInfo("FDK test", 200, "1.2.840.10008.5.1.4.1.1.12.1", "1.2.3", "FDK")
-    slices = [round_trip(ds) for ds in ct_slices(volume, grid, {"PatientID": "P1"}, info)]
+    slices = [
+        round_trip(ds) for ds in ct_slices(volume, grid, {"PatientID": "P1"}, info, uid_seed="t3")
+    ]
     assert len(slices) == grid.size[1]
     third = slices[2]
     assert (

@@ -1,0 +1,135 @@
+"""The job handlers of reconstruction, run in worker processes."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from hounsfield.jobs.context import JobContext
+from hounsfield.recon.ct_series import SeriesInfo, ct_slices, to_hounsfield
+from hounsfield.recon.geometry import CircularGeometry
+from hounsfield.recon.params import (
+    WATER_ATTENUATION_PER_MM,
+    ReconstructionRequest,
+    SimulationRequest,
+)
+from hounsfield.recon.projections import (
+    STUDY_ATTRIBUTES,
+    build_projection_dataset,
+    read_acquisition,
+)
+
+OUTPUT_SERIES_NUMBER = 200
+
+
+def _engine():
+    from hounsfield.recon import engine  # ITK/RTK: loaded by the worker's warm-up
+
+    return engine
+
+
+def _encode(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def simulate(job: JobContext) -> dict[str, Any]:
+    """Project the Shepp-Logan phantom and store the projections, as a scanner would."""
+    request = SimulationRequest.model_validate(job.params)
+    step = request.arc_degrees / request.projections
+    angles = tuple(request.first_angle_degrees + step * k for k in range(request.projections))
+    geometry = CircularGeometry(
+        request.source_to_isocenter_mm,
+        request.source_to_detector_mm,
+        angles,
+        (request.pixel_spacing_mm, request.pixel_spacing_mm),
+        (request.detector_columns, request.detector_rows),
+    )
+    radius = request.phantom_radius_mm or 0.8 * geometry.field_of_view_radius()
+    job.progress(10, "projecting the phantom")
+    line_integrals = _engine().shepp_logan_projections(geometry, radius)
+    expected = request.i0 * np.exp(-WATER_ATTENUATION_PER_MM * line_integrals)
+    if request.noise:
+        expected = np.random.default_rng(job.job.id).poisson(expected)
+    counts = np.clip(np.rint(expected), 1, 65535).astype(np.uint16)
+    now = datetime.now(UTC)
+    study = {
+        "PatientID": request.patient_id,
+        "PatientName": request.patient_name,
+        "StudyDescription": request.study_description,
+        "StudyID": str(job.job.id),
+        "StudyDate": now.strftime("%Y%m%d"),
+        "StudyTime": now.strftime("%H%M%S"),
+    }
+    dataset = build_projection_dataset(
+        counts,
+        geometry,
+        request.i0,
+        study,
+        uid_seed=f"simulation:{job.job.id}",
+        series_description=f"CBCT projections, Shepp-Logan r={radius:.0f} mm"
+        + (" (noisy)" if request.noise else ""),
+    )
+    job.progress(80, "storing the projections")
+    stored = job.orthanc.store(_encode(dataset))
+    return {
+        "study": stored["ParentStudy"],
+        "series": stored["ParentSeries"],
+        "instance": stored["ID"],
+        "phantomRadiusMm": radius,
+        "studyInstanceUid": dataset.StudyInstanceUID,
+    }
+
+
+def reconstruct(job: JobContext) -> dict[str, Any]:
+    """FDK of one projection series into a CT series of the same study."""
+    request = ReconstructionRequest.model_validate(job.params)
+    series = job.orthanc.get_json(f"/series/{request.series}")
+    job.progress(2, "reading projections")
+    source = pydicom.dcmread(
+        io.BytesIO(job.orthanc.get_bytes(f"/instances/{series['Instances'][0]}/file"))
+    )
+    acquisition = read_acquisition(source)
+    geometry = acquisition.geometry
+    grid = geometry.default_volume(request.voxels)
+    result = _engine().fdk(
+        acquisition.line_integrals(),
+        geometry,
+        grid,
+        hann_cut=request.hann_cut,
+        progress=job.progress,
+    )
+    nx, ny, nz = grid.size
+    description = f"CBCT FDK hann {request.hann_cut:g} {nx}x{ny}x{nz} {grid.spacing[0]:.2f}mm" + (
+        " short-scan" if result.short_scan else ""
+    )
+    info = SeriesInfo(
+        description=description,
+        number=OUTPUT_SERIES_NUMBER,
+        source_sop_class=source.SOPClassUID,
+        source_sop_instance=source.SOPInstanceUID,
+        derivation=f"FDK (RTK) of series {source.SeriesInstanceUID}; Hann cut "
+        f"{request.hann_cut:g}; water {request.water_attenuation:g}/mm",
+    )
+    study = {name: source.get(name, "") for name in STUDY_ATTRIBUTES}
+    hounsfield = to_hounsfield(result.volume, request.water_attenuation)
+    stored_series = None
+    for index, slice_dataset in enumerate(
+        ct_slices(hounsfield, grid, study, info, uid_seed=f"reconstruction:{job.job.id}")
+    ):
+        stored_series = job.orthanc.store(_encode(slice_dataset))["ParentSeries"]
+        job.progress(90 + 10 * index / ny, "storing slices")
+    return {
+        "series": stored_series,
+        "slices": ny,
+        "grid": {"size": list(grid.size), "spacingMm": list(grid.spacing)},
+        "method": request.method,
+        "shortScan": result.short_scan,
+        "reconstructionSeconds": round(result.seconds, 3),
+    }

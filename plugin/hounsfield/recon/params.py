@@ -1,0 +1,41 @@
+"""What a simulation or a reconstruction may be asked for, validated at the door."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Linear attenuation of water at the ~70 keV effective energy of a CBCT beam (per mm).
+WATER_ATTENUATION_PER_MM = 0.0195
+
+
+class SimulationRequest(BaseModel):
+    """A Shepp-Logan acquisition on a circular orbit, as a scanner would send it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    patient_id: str = Field("PHANTOM", min_length=1, max_length=64)
+    patient_name: str = Field("Shepp^Logan", max_length=64)
+    study_description: str = Field("CBCT phantom (simulated)", max_length=64)
+    projections: int = Field(180, ge=16, le=2000)
+    detector_columns: int = Field(128, ge=16, le=2048)
+    detector_rows: int = Field(96, ge=16, le=2048)
+    pixel_spacing_mm: float = Field(1.0, gt=0.01, le=5.0)
+    arc_degrees: float = Field(360.0, ge=90.0, le=360.0)
+    first_angle_degrees: float = Field(0.0, ge=-360.0, le=360.0)
+    source_to_isocenter_mm: float = Field(500.0, ge=10.0, le=5000.0)
+    source_to_detector_mm: float = Field(800.0, ge=10.0, le=5000.0)
+    i0: float = Field(50000.0, ge=100.0, le=65535.0)
+    noise: bool = False
+    phantom_radius_mm: float | None = Field(None, gt=0.0, le=1000.0)
+
+
+class ReconstructionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    series: str = Field(min_length=1, max_length=64, description="Orthanc id of the projections")
+    method: Literal["fdk"] = "fdk"
+    hann_cut: float = Field(1.0, gt=0.0, le=1.0)
+    voxels: int | None = Field(None, ge=16, le=1024, description="voxels across the field")
+    water_attenuation: float = Field(WATER_ATTENUATION_PER_MM, gt=0.0, le=1.0)

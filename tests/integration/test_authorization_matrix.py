@@ -51,6 +51,9 @@ CASES = [
     case("GET", "/api/jobs", STAFF),
     case("POST", "/api/jobs", {"admin", "technician"}, body='{"kind": "tests.sleep"}'),
     case("POST", "/api/jobs/999999/cancel", {"admin", "technician"}),
+    case("POST", "/api/acquisitions/simulate", {"admin", "technician"}, body='{"projections": 1}'),
+    case("POST", "/api/reconstructions", {"admin", "technician"}, body='{"series": "none"}'),
+    case("GET", "/api/reconstructions/999999", STAFF),
     # Orthanc's REST API: lists and searches
     case("GET", "/system", STAFF),
     case("GET", "/patients", STAFF),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
 from hounsfield.recon.projections import build_projection_dataset
-from tests.support.server import OrthancServer, wait_for
+from tests.support.server import OrthancServer, process_alive, wait_for
 
 SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
 
@@ -104,3 +106,102 @@ def test_bad_simulation_requests_are_refused(orthanc: OrthancServer, body, field
     response = orthanc.post("/api/acquisitions/simulate", json=body)
     assert response.status_code == 400
     assert field in {detail["field"] for detail in response.json()["details"]}
+
+
+@pytest.fixture(scope="module")
+def simulated(orthanc: OrthancServer) -> dict:
+    """One simulated acquisition and its automatic reconstruction."""
+    simulation = orthanc.wait_job(
+        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+    )
+    automatic = reconstruction_of(orthanc, simulation["result"]["series"])
+    return {
+        "study": simulation["result"]["study"],
+        "series": simulation["result"]["series"],
+        "automatic": automatic,
+    }
+
+
+def test_tuning_makes_a_new_series_with_quality_figures(
+    orthanc: OrthancServer, simulated: dict
+) -> None:
+    accepted = orthanc.post(
+        "/api/reconstructions",
+        json={"series": simulated["series"], "hann_cut": 0.5, "preview": True},
+    )
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["Location"] == f"/api/reconstructions/{accepted.json()['id']}"
+    done = orthanc.wait_job(accepted.json()["id"], timeout=60)
+    shown = orthanc.get(f"/api/reconstructions/{done['id']}").json()
+    assert shown["state"] == "succeeded", shown
+    result = shown["result"]
+    assert result["preview"] is True and result["grid"]["size"][0] == 32
+    assert result["series"] != simulated["automatic"]["result"]["series"]
+    assert set(result["qc"]) == {"centreMeanHu", "noiseHu", "uniformityHu", "ringIndexHu"}
+    assert abs(result["qc"]["centreMeanHu"] - 20) < 30
+    description = orthanc.get(f"/series/{result['series']}").json()["MainDicomTags"]
+    assert description["SeriesDescription"].startswith("PREVIEW CBCT FDK hann 0.5 32x")
+    series = orthanc.get(f"/studies/{simulated['study']}").json()["Series"]
+    assert {simulated["series"], result["series"]} <= set(series) and len(series) == 3
+
+
+def test_bad_reconstruction_requests(orthanc: OrthancServer, simulated: dict) -> None:
+    ct_series = simulated["automatic"]["result"]["series"]
+    not_projections = orthanc.post("/api/reconstructions", json={"series": ct_series})
+    assert not_projections.status_code == 400
+    assert "not a projection series" in not_projections.json()["error"]
+    assert orthanc.post("/api/reconstructions", json={"series": "nope"}).status_code == 404
+    bad = orthanc.post(
+        "/api/reconstructions",
+        json={"series": simulated["series"], "hann_cut": 3, "method": "magic"},
+    )
+    assert {d["field"] for d in bad.json()["details"]} == {"hann_cut", "method"}
+    sleeper = orthanc.submit("tests.sleep", seconds=0)
+    assert orthanc.get(f"/api/reconstructions/{sleeper['id']}").status_code == 404
+
+
+def ct_series_of(orthanc: OrthancServer, study_id: str, size_marker: str) -> list[str]:
+    found = []
+    for series_id in orthanc.get(f"/studies/{study_id}").json()["Series"]:
+        tags = orthanc.get(f"/series/{series_id}").json()["MainDicomTags"]
+        if tags.get("Modality") == "CT" and size_marker in tags.get("SeriesDescription", ""):
+            found.append(series_id)
+    return found
+
+
+def kill_mid_reconstruction(orthanc: OrthancServer, series: str) -> tuple[dict, int]:
+    job = orthanc.post("/api/reconstructions", json={"series": series, "voxels": 256}).json()
+    running = wait_for(
+        lambda: (j := orthanc.job(job["id"]))["state"] == "running" and j["progress"] >= 10 and j,
+        60,
+        "the reconstruction to be under way",
+    )
+    return running, int(running["worker"].rsplit("/", 1)[1])
+
+
+def test_a_worker_killed_mid_reconstruction_leaves_one_series(
+    orthanc: OrthancServer, simulated: dict
+) -> None:
+    running, pid = kill_mid_reconstruction(orthanc, simulated["series"])
+    os.kill(pid, signal.SIGKILL)
+    done = orthanc.wait_job(running["id"], timeout=120)
+    assert done["state"] == "succeeded" and done["attempts"] == 2
+    assert ct_series_of(orthanc, simulated["study"], " 256x") == [done["result"]["series"]]
+    instances = orthanc.get(f"/series/{done['result']['series']}").json()["Instances"]
+    assert len(instances) == done["result"]["slices"]
+
+
+def test_orthanc_killed_mid_reconstruction_leaves_one_series(make_orthanc) -> None:
+    orthanc = make_orthanc(hounsfield__extensions=["hounsfield.recon"]).start()
+    simulation = orthanc.wait_job(
+        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+    )
+    series, study = simulation["result"]["series"], simulation["result"]["study"]
+    reconstruction_of(orthanc, series)
+    running, pid = kill_mid_reconstruction(orthanc, series)
+    orthanc.stop(signal.SIGKILL)
+    wait_for(lambda: not process_alive(pid), 10, "the worker to die with Orthanc")
+    orthanc.start()
+    done = orthanc.wait_job(running["id"], timeout=180)
+    assert done["state"] == "succeeded" and done["attempts"] == 2
+    assert ct_series_of(orthanc, study, " 256x") == [done["result"]["series"]]

@@ -97,10 +97,12 @@ RULES: tuple[Rule, ...] = (
     _rule("GET", "/api/jobs/**", roles=STAFF),
     _rule("POST", "/api/jobs", roles=ACQUISITION),
     _rule("POST", "/api/jobs/{job_id}/cancel", roles=ACQUISITION),
-    # CBCT acquisitions: acquisition staff.
+    # CBCT: acquisition staff acquire and tune reconstructions; staff follow them.
     _rule(
         "POST", "/api/acquisitions/**", roles=ACQUISITION, patient_data=True, action="study.store"
     ),
+    _rule("POST", "/api/reconstructions", roles=ACQUISITION),
+    _rule("GET", "/api/reconstructions/**", roles=STAFF),
     # Orthanc's REST API: reading.
     _rule("GET", "/system", roles=STAFF),
     _staff_search("GET", "/patients"),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
 from hounsfield.recon import jobs
-from hounsfield.recon.params import SimulationRequest
+from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
 from hounsfield.recon.projections import PROJECTION_MODALITIES, looks_like_projections
-from hounsfield.web import Request, Response, RouteTable
+from hounsfield.web import HttpError, Request, Response, RouteTable
 
 routes = RouteTable()
 
@@ -32,6 +33,29 @@ def simulate_acquisition(request: Request) -> Response:
     body = request.parse(SimulationRequest)
     job = request.app.submit("recon.simulate", body.model_dump())
     return Response.json(job.to_json(), status=202, Location=f"/api/jobs/{job.id}")
+
+
+@routes.post("/api/reconstructions")
+def request_reconstruction(request: Request) -> Response:
+    """Reconstruct a projection series again, with other parameters (always a new series)."""
+    body = request.parse(ReconstructionRequest)
+    try:
+        series = request.app.orthanc.get_json(f"/series/{body.series}")
+    except Exception as error:
+        raise HttpError(404, f"no series {body.series!r}") from error
+    tags = request.app.orthanc.get_json(f"/instances/{series['Instances'][0]}/simplified-tags")
+    if not looks_like_projections(tags):
+        raise HttpError(400, f"series {body.series!r} is not a projection series")
+    job = request.app.submit("recon.fdk", body.model_dump(), priority=10 if body.preview else 0)
+    return Response.json(job.to_json(), status=202, Location=f"/api/reconstructions/{job.id}")
+
+
+@routes.get("/api/reconstructions/{job_id:int}")
+def get_reconstruction(request: Request) -> dict[str, Any]:
+    job = request.app.jobs.get(request.path_params["job_id"])
+    if job is None or job.kind != "recon.fdk":
+        raise HttpError(404, f"no reconstruction {request.path_params['job_id']}")
+    return job.to_json()
 
 
 def register(registry: Registry) -> None:

@@ -23,14 +23,23 @@ from hounsfield.recon.projections import (
     build_projection_dataset,
     read_acquisition,
 )
+from hounsfield.recon.qc import quality_figures
 
 OUTPUT_SERIES_NUMBER = 200
+PREVIEW_VOXELS = 128
 
 
 def _engine():
     from hounsfield.recon import engine  # ITK/RTK: loaded by the worker's warm-up
 
     return engine
+
+
+def _preview_voxels(geometry: CircularGeometry, preview: bool) -> int | None:
+    """A preview halves the detector's resolution, and stays under PREVIEW_VOXELS across."""
+    if not preview:
+        return None
+    return max(16, min(PREVIEW_VOXELS, geometry.default_volume().size[0] // 2))
 
 
 def _encode(ds: Dataset) -> bytes:
@@ -97,7 +106,7 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
     )
     acquisition = read_acquisition(source)
     geometry = acquisition.geometry
-    grid = geometry.default_volume(request.voxels)
+    grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
     result = _engine().fdk(
         acquisition.line_integrals(),
         geometry,
@@ -106,8 +115,14 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
         progress=job.progress,
     )
     nx, ny, nz = grid.size
-    description = f"CBCT FDK hann {request.hann_cut:g} {nx}x{ny}x{nz} {grid.spacing[0]:.2f}mm" + (
-        " short-scan" if result.short_scan else ""
+    description = " ".join(
+        part
+        for part in (
+            "PREVIEW" if request.preview else "",
+            f"CBCT FDK hann {request.hann_cut:g} {nx}x{ny}x{nz} {grid.spacing[0]:.2f}mm",
+            "short-scan" if result.short_scan else "",
+        )
+        if part
     )
     info = SeriesInfo(
         description=description,
@@ -130,6 +145,8 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
         "slices": ny,
         "grid": {"size": list(grid.size), "spacingMm": list(grid.spacing)},
         "method": request.method,
+        "preview": request.preview,
         "shortScan": result.short_scan,
         "reconstructionSeconds": round(result.seconds, 3),
+        "qc": quality_figures(hounsfield),
     }

@@ -39,3 +39,4 @@ class ReconstructionRequest(BaseModel):
     hann_cut: float = Field(1.0, gt=0.0, le=1.0)
     voxels: int | None = Field(None, ge=16, le=1024, description="voxels across the field")
     water_attenuation: float = Field(WATER_ATTENUATION_PER_MM, gt=0.0, le=1.0)
+    preview: bool = Field(False, description="half resolution, at most 128 voxels across")

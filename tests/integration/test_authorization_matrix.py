@@ -51,7 +51,12 @@ CASES = [
     case("GET", "/api/jobs", STAFF),
     case("POST", "/api/jobs", {"admin", "technician"}, body='{"kind": "tests.sleep"}'),
     case("POST", "/api/jobs/999999/cancel", {"admin", "technician"}),
-    case("POST", "/api/acquisitions/simulate", {"admin", "technician"}, body='{"projections": 1}'),
+    case(
+        "POST",
+        "/api/acquisitions/simulate",
+        {"admin", "technician"},
+        body='{"projections": 16, "detector_columns": 16, "detector_rows": 16}',
+    ),
     case("POST", "/api/reconstructions", {"admin", "technician"}, body='{"series": "none"}'),
     case("GET", "/api/reconstructions/999999", STAFF),
     # Orthanc's REST API: lists and searches

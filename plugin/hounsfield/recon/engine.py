@@ -2,12 +2,12 @@
 
 Imported by worker processes only (loading ITK costs ~12 s and ~0.9 GB, once per
 process). ITK's default TBB threader is slower than its Platform threader for
-back-projection on few cores, so the Platform threader is selected on import.
+back-projection on few cores, so the Platform threader is selected on import (it
+uses every core).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +19,6 @@ from itk import RTK as rtk
 from hounsfield.recon.geometry import CircularGeometry, VolumeGrid
 
 itk.MultiThreaderBase.SetGlobalDefaultThreader(itk.MultiThreaderBaseEnums.Threader_Platform)
-itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(os.cpu_count() or 1)
 
 ImageType = itk.Image[itk.F, 3]
 Progress = Callable[[float, str], None]

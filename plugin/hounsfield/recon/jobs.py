@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from hounsfield.recon.params import (
 from hounsfield.recon.projections import (
     STUDY_ATTRIBUTES,
     build_projection_dataset,
+    coarsen,
     read_acquisition,
 )
 from hounsfield.recon.qc import quality_figures
@@ -36,10 +38,10 @@ def _engine():
 
 
 def _preview_voxels(geometry: CircularGeometry, preview: bool) -> int | None:
-    """A preview halves the detector's resolution, and stays under PREVIEW_VOXELS across."""
+    """A preview works at the binned detector's resolution, at most PREVIEW_VOXELS across."""
     if not preview:
         return None
-    return max(16, min(PREVIEW_VOXELS, geometry.default_volume().size[0] // 2))
+    return max(16, min(PREVIEW_VOXELS, geometry.default_volume().size[0]))
 
 
 def _encode(ds: Dataset) -> bytes:
@@ -96,19 +98,45 @@ def simulate(job: JobContext) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class LoadedProjections:
+    instance: str
+    source: Dataset  # the header, without its pixels
+    line_integrals: np.ndarray
+    geometry: CircularGeometry
+
+
+# The last projection series this worker read: tuning the same acquisition again and
+# again (previews above all) then skips fetching and decoding hundreds of MB.
+_last_loaded: LoadedProjections | None = None
+
+
+def _load_projections(job: JobContext, series_id: str) -> LoadedProjections:
+    global _last_loaded
+    instance = job.orthanc.get_json(f"/series/{series_id}")["Instances"][0]
+    if _last_loaded is not None and _last_loaded.instance == instance:
+        return _last_loaded
+    _last_loaded = None  # free the previous one before reading the next
+    job.progress(2, "reading projections")
+    source = pydicom.dcmread(io.BytesIO(job.orthanc.get_bytes(f"/instances/{instance}/file")))
+    acquisition = read_acquisition(source)
+    del source.PixelData
+    _last_loaded = LoadedProjections(
+        instance, source, acquisition.line_integrals(), acquisition.geometry
+    )
+    return _last_loaded
+
+
 def reconstruct(job: JobContext) -> dict[str, Any]:
     """FDK of one projection series into a CT series of the same study."""
     request = ReconstructionRequest.model_validate(job.params)
-    series = job.orthanc.get_json(f"/series/{request.series}")
-    job.progress(2, "reading projections")
-    source = pydicom.dcmread(
-        io.BytesIO(job.orthanc.get_bytes(f"/instances/{series['Instances'][0]}/file"))
-    )
-    acquisition = read_acquisition(source)
-    geometry = acquisition.geometry
+    loaded = _load_projections(job, request.series)
+    source, line_integrals, geometry = loaded.source, loaded.line_integrals, loaded.geometry
+    if request.preview:
+        line_integrals, geometry = coarsen(line_integrals, geometry)
     grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
     result = _engine().fdk(
-        acquisition.line_integrals(),
+        line_integrals,
         geometry,
         grid,
         hann_cut=request.hann_cut,

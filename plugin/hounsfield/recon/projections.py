@@ -57,6 +57,34 @@ class Acquisition:
         return np.log(np.float32(self.i0) / counts)
 
 
+def coarsen(
+    line_integrals: np.ndarray,
+    geometry: CircularGeometry,
+    *,
+    bin_factor: int = 2,
+    max_projections: int = 180,
+) -> tuple[np.ndarray, CircularGeometry]:
+    """Fewer, coarser projections for a preview: bin detector pixels, keep every k-th angle."""
+    frames, rows, columns = line_integrals.shape
+    keep = max(1, frames // max_projections)
+    rows_b, columns_b = rows // bin_factor, columns // bin_factor
+    binned = (
+        line_integrals[::keep, : rows_b * bin_factor, : columns_b * bin_factor]
+        .reshape(-1, rows_b, bin_factor, columns_b, bin_factor)
+        .mean(axis=(2, 4), dtype=np.float32)
+    )
+    du, dv = geometry.pixel_spacing
+    coarse = CircularGeometry(
+        geometry.source_to_isocenter,
+        geometry.source_to_detector,
+        geometry.angles[::keep],
+        (du * bin_factor, dv * bin_factor),
+        (columns_b, rows_b),
+        geometry.detector_offset,
+    )
+    return binned, coarse
+
+
 def looks_like_projections(tags: Mapping[str, Any]) -> bool:
     """The default rule, on Orthanc's tags of one instance: multi-frame X-ray with rotation.
 

@@ -11,6 +11,7 @@ from hounsfield.recon.geometry import CircularGeometry, GeometryError
 from hounsfield.recon.projections import (
     ProjectionError,
     build_projection_dataset,
+    coarsen,
     looks_like_projections,
     read_acquisition,
 )
@@ -148,3 +149,13 @@ def test_ct_slices_carry_geometry_and_units() -> None:
     assert np.allclose(np.diff(positions), -grid.spacing[1], atol=1e-3)
     assert len({ds.SeriesInstanceUID for ds in slices}) == 1
     assert third.SourceImageSequence[0].ReferencedSOPInstanceUID == "1.2.3"
+
+
+def test_coarsening_bins_pixels_and_thins_angles() -> None:
+    line = np.arange(360 * 4 * 6, dtype=np.float32).reshape(360, 4, 6)
+    fine = geometry(angles=tuple(float(a) for a in np.linspace(0, 359, 360)), detector_size=(6, 4))
+    coarse_line, coarse = coarsen(line, fine, bin_factor=2, max_projections=180)
+    assert coarse_line.shape == (180, 2, 3)
+    assert coarse_line[0, 0, 0] == line[0, :2, :2].mean()
+    assert coarse.angles == fine.angles[::2]
+    assert coarse.pixel_spacing == (1.0, 1.2) and coarse.detector_size == (3, 2)

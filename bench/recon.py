@@ -98,7 +98,10 @@ def main() -> None:
             uid_seed="bench",
         )
         rows.append(
-            ("simulation (RTK Shepp-Logan projections)", f"{time.perf_counter() - started:.1f} s")
+            (
+                "simulation (loading RTK, Shepp-Logan projections)",
+                f"{time.perf_counter() - started:.1f} s",
+            )
         )
         np.save(root / "line.npy", np.log(50000.0 / counts.astype(np.float32)))
         spec = {

@@ -29,6 +29,7 @@ from hounsfield.recon.qc import quality_figures
 
 OUTPUT_SERIES_NUMBER = 200
 PREVIEW_VOXELS = 128
+PREVIEW_PROJECTIONS = 120  # every 3 degrees of a full turn: enough to judge a preview
 
 
 def _engine():
@@ -133,7 +134,9 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
     loaded = _load_projections(job, request.series)
     source, line_integrals, geometry = loaded.source, loaded.line_integrals, loaded.geometry
     if request.preview:
-        line_integrals, geometry = coarsen(line_integrals, geometry)
+        line_integrals, geometry = coarsen(
+            line_integrals, geometry, max_projections=PREVIEW_PROJECTIONS
+        )
     grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
     result = _engine().fdk(
         line_integrals,

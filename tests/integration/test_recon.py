@@ -108,6 +108,17 @@ def test_bad_simulation_requests_are_refused(orthanc: OrthancServer, body, field
     assert field in {detail["field"] for detail in response.json()["details"]}
 
 
+def test_an_impossible_orbit_is_refused_before_queueing(orthanc: OrthancServer) -> None:
+    before = orthanc.get("/api/jobs", params={"kind": "recon.simulate"}).json()["total"]
+    response = orthanc.post(
+        "/api/acquisitions/simulate",
+        json={"source_to_isocenter_mm": 900, "source_to_detector_mm": 800},
+    )
+    assert response.status_code == 400
+    assert "must exceed the source-to-isocentre distance" in response.json()["error"]
+    assert orthanc.get("/api/jobs", params={"kind": "recon.simulate"}).json()["total"] == before
+
+
 @pytest.fixture(scope="module")
 def simulated(orthanc: OrthancServer) -> dict:
     """One simulated acquisition and its automatic reconstruction."""

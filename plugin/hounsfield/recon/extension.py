@@ -9,6 +9,7 @@ from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
 from hounsfield.recon import jobs
+from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
 from hounsfield.recon.projections import PROJECTION_MODALITIES, looks_like_projections
 from hounsfield.web import HttpError, Request, Response, RouteTable
@@ -31,6 +32,10 @@ def queue_reconstructions(context: EventContext) -> None:
 @routes.post("/api/acquisitions/simulate")
 def simulate_acquisition(request: Request) -> Response:
     body = request.parse(SimulationRequest)
+    try:
+        body.geometry()
+    except GeometryError as error:
+        raise HttpError(400, f"impossible geometry: {error}") from error
     job = request.app.submit("recon.simulate", body.model_dump())
     return Response.json(job.to_json(), status=202, Location=f"/api/jobs/{job.id}")
 

@@ -54,15 +54,7 @@ def _encode(ds: Dataset) -> bytes:
 def simulate(job: JobContext) -> dict[str, Any]:
     """Project the Shepp-Logan phantom and store the projections, as a scanner would."""
     request = SimulationRequest.model_validate(job.params)
-    step = request.arc_degrees / request.projections
-    angles = tuple(request.first_angle_degrees + step * k for k in range(request.projections))
-    geometry = CircularGeometry(
-        request.source_to_isocenter_mm,
-        request.source_to_detector_mm,
-        angles,
-        (request.pixel_spacing_mm, request.pixel_spacing_mm),
-        (request.detector_columns, request.detector_rows),
-    )
+    geometry = request.geometry()
     radius = request.phantom_radius_mm or 0.8 * geometry.field_of_view_radius()
     job.progress(10, "projecting the phantom")
     line_integrals = _engine().shepp_logan_projections(geometry, radius)

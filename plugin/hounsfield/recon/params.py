@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hounsfield.recon.geometry import CircularGeometry
+
 # Linear attenuation of water at the ~70 keV effective energy of a CBCT beam (per mm).
 WATER_ATTENUATION_PER_MM = 0.0195
 
@@ -29,6 +31,17 @@ class SimulationRequest(BaseModel):
     i0: float = Field(50000.0, ge=100.0, le=65535.0)
     noise: bool = False
     phantom_radius_mm: float | None = Field(None, gt=0.0, le=1000.0)
+
+    def geometry(self) -> CircularGeometry:
+        """The orbit asked for; GeometryError if it could not be a real one."""
+        step = self.arc_degrees / self.projections
+        return CircularGeometry(
+            self.source_to_isocenter_mm,
+            self.source_to_detector_mm,
+            tuple(self.first_angle_degrees + step * k for k in range(self.projections)),
+            (self.pixel_spacing_mm, self.pixel_spacing_mm),
+            (self.detector_columns, self.detector_rows),
+        )
 
 
 class ReconstructionRequest(BaseModel):

@@ -216,3 +216,13 @@ def test_orthanc_killed_mid_reconstruction_leaves_one_series(make_orthanc) -> No
     done = orthanc.wait_job(running["id"], timeout=180)
     assert done["state"] == "succeeded" and done["attempts"] == 2
     assert ct_series_of(orthanc, study, " 256x") == [done["result"]["series"]]
+
+
+def test_an_iterative_reconstruction_on_request(orthanc: OrthancServer, simulated: dict) -> None:
+    body = {"series": simulated["series"], "method": "sart", "iterations": 2, "voxels": 32}
+    job = orthanc.post("/api/reconstructions", json=body).json()
+    done = orthanc.wait_job(job["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    tags = orthanc.get(f"/series/{done['result']['series']}").json()["MainDicomTags"]
+    assert tags["SeriesDescription"].startswith("CBCT SART 2it 10/subset lambda 0.9 32x")
+    assert done["result"]["method"] == "sart"

@@ -121,7 +121,7 @@ def _load_projections(job: JobContext, series_id: str) -> LoadedProjections:
 
 
 def reconstruct(job: JobContext) -> dict[str, Any]:
-    """FDK of one projection series into a CT series of the same study."""
+    """Reconstruct one projection series (FDK or SART) into a CT series of the same study."""
     request = ReconstructionRequest.model_validate(job.params)
     loaded = _load_projections(job, request.series)
     source, line_integrals, geometry = loaded.source, loaded.line_integrals, loaded.geometry
@@ -130,19 +130,31 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
             line_integrals, geometry, max_projections=PREVIEW_PROJECTIONS
         )
     grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
-    result = _engine().fdk(
-        line_integrals,
-        geometry,
-        grid,
-        hann_cut=request.hann_cut,
-        progress=job.progress,
-    )
+    if request.method == "sart":
+        result = _engine().sart(
+            line_integrals,
+            geometry,
+            grid,
+            iterations=request.iterations,
+            projections_per_subset=request.projections_per_subset,
+            relaxation=request.relaxation,
+            progress=job.progress,
+        )
+        method = (
+            f"SART {request.iterations}it {request.projections_per_subset}/subset "
+            f"lambda {request.relaxation:g}"
+        )
+    else:
+        result = _engine().fdk(
+            line_integrals, geometry, grid, hann_cut=request.hann_cut, progress=job.progress
+        )
+        method = f"FDK hann {request.hann_cut:g}"
     nx, ny, nz = grid.size
     description = " ".join(
         part
         for part in (
             "PREVIEW" if request.preview else "",
-            f"CBCT FDK hann {request.hann_cut:g} {nx}x{ny}x{nz} {grid.spacing[0]:.2f}mm",
+            f"CBCT {method} {nx}x{ny}x{nz} {grid.spacing[0]:.2f}mm",
             "short-scan" if result.short_scan else "",
         )
         if part
@@ -152,8 +164,8 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
         number=OUTPUT_SERIES_NUMBER,
         source_sop_class=source.SOPClassUID,
         source_sop_instance=source.SOPInstanceUID,
-        derivation=f"FDK (RTK) of series {source.SeriesInstanceUID}; Hann cut "
-        f"{request.hann_cut:g}; water {request.water_attenuation:g}/mm",
+        derivation=f"{method} (RTK) of series {source.SeriesInstanceUID}; "
+        f"water {request.water_attenuation:g}/mm",
     )
     study = {name: source.get(name, "") for name in STUDY_ATTRIBUTES}
     hounsfield = to_hounsfield(result.volume, request.water_attenuation)

@@ -48,8 +48,11 @@ class ReconstructionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series: str = Field(min_length=1, max_length=64, description="Orthanc id of the projections")
-    method: Literal["fdk"] = "fdk"
-    hann_cut: float = Field(1.0, gt=0.0, le=1.0)
+    method: Literal["fdk", "sart"] = "fdk"
+    hann_cut: float = Field(1.0, gt=0.0, le=1.0, description="FDK: ramp filter's Hann cut-off")
+    iterations: int = Field(5, ge=1, le=50, description="SART")
+    projections_per_subset: int = Field(10, ge=1, le=1000, description="SART: ordered subsets")
+    relaxation: float = Field(0.9, gt=0.0, le=2.0, description="SART: lambda")
     voxels: int | None = Field(None, ge=16, le=1024, description="voxels across the field")
     water_attenuation: float = Field(WATER_ATTENUATION_PER_MM, gt=0.0, le=1.0)
     preview: bool = Field(False, description="half resolution, at most 128 voxels across")

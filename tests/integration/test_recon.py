@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
 from hounsfield.recon.projections import build_projection_dataset
-from tests.support.server import OrthancServer, process_alive, wait_for
+from tests.support.server import ADMIN_PASSWORD, OrthancServer, process_alive, wait_for
 
 SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
 
@@ -226,3 +227,34 @@ def test_an_iterative_reconstruction_on_request(orthanc: OrthancServer, simulate
     tags = orthanc.get(f"/series/{done['result']['series']}").json()["MainDicomTags"]
     assert tags["SeriesDescription"].startswith("CBCT SART 2it 10/subset lambda 0.9 32x")
     assert done["result"]["method"] == "sart"
+
+
+def test_the_command_line_simulator_follows_the_flow(orthanc: OrthancServer) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hounsfield.recon.cli",
+            "--url",
+            orthanc.base_url,
+            "--projections",
+            "60",
+            "--detector",
+            "48",
+            "--arc",
+            "200",
+            "--noise",
+        ],
+        env={
+            **os.environ,
+            "HOUNSFIELD_PASSWORD": ADMIN_PASSWORD,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugin"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("simulation queued: job ")
+    assert lines[-1].startswith("CT series ") and '"noiseHu"' in lines[-1]

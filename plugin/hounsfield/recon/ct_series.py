@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
+from hounsfield.recon.dicom import new_instance, set_unsigned_pixels
 from hounsfield.recon.geometry import VolumeGrid
-from hounsfield.recon.projections import STUDY_ATTRIBUTES
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 INTERCEPT = -1024
@@ -57,18 +57,9 @@ def ct_slices(
     frame_of_reference = generate_uid(entropy_srcs=[uid_seed, "frame-of-reference"])
     now = datetime.now(UTC)
     (ox, oy, oz), (sx, sy, sz) = grid.origin, grid.spacing
-    nz, ny, nx = stored.shape
+    ny = stored.shape[1]
     for j in range(ny):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = CT_STORAGE
-        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid_seed, str(j)])
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.SOPClassUID = CT_STORAGE
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-        for name in STUDY_ATTRIBUTES:
-            setattr(ds, name, study.get(name, ""))
+        ds = new_instance(CT_STORAGE, generate_uid(entropy_srcs=[uid_seed, str(j)]), study)
         ds.Modality = "CT"
         ds.Laterality = ""  # type 2C: unknown for a cone-beam volume
         ds.PatientPosition = ""
@@ -95,15 +86,9 @@ def ct_slices(
         ds.SliceLocation = f"{location:.4f}"
         ds.PixelSpacing = [f"{sz:.6g}", f"{sx:.6g}"]  # between rows, between columns
         ds.SliceThickness = f"{sy:.6g}"
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = nz, nx
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
         ds.RescaleIntercept = str(INTERCEPT)
         ds.RescaleSlope = "1"
         ds.RescaleType = "HU"
         ds.WindowCenter, ds.WindowWidth = "40", "400"
-        ds.PixelData = np.ascontiguousarray(stored[:, j, :]).tobytes()
+        set_unsigned_pixels(ds, stored[:, j, :])
         yield ds

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import itk
 import numpy as np
@@ -76,6 +77,34 @@ def projections_image(line_integrals: np.ndarray, geometry: CircularGeometry):
     return image
 
 
+def _reconstruct(
+    line_integrals: np.ndarray,
+    geometry: CircularGeometry,
+    grid: VolumeGrid,
+    build: Callable[[Any, Any, Any], list],
+    message: str,
+    progress: Progress | None,
+) -> Reconstruction:
+    """Run the pipeline ``build`` makes of (geometry, projections, empty volume), timed.
+
+    ``build`` returns every filter it made, the output last: ITK's Python wrappers need
+    a reference to each filter of a pipeline while it runs.
+    """
+    started = time.perf_counter()
+    report = progress or (lambda percent, text: None)
+    volume_source = _constant(grid.size, grid.spacing, grid.origin)
+    pipeline = build(
+        rtk_geometry(geometry),
+        projections_image(line_integrals, geometry),
+        volume_source.GetOutput(),
+    )
+    report(10, message)
+    pipeline[-1].Update()
+    volume = itk.array_from_image(pipeline[-1].GetOutput()).copy()
+    report(90, "reconstructed")
+    return Reconstruction(volume, grid, time.perf_counter() - started, geometry.short_scan)
+
+
 def fdk(
     line_integrals: np.ndarray,
     geometry: CircularGeometry,
@@ -85,30 +114,27 @@ def fdk(
     progress: Progress | None = None,
 ) -> Reconstruction:
     """Feldkamp-Davis-Kress; displaced-detector and Parker short-scan weights as needed."""
-    started = time.perf_counter()
-    report = progress or (lambda percent, message: None)
-    rtk_geo = rtk_geometry(geometry)
-    projections = projections_image(line_integrals, geometry)
-    weighted = rtk.DisplacedDetectorImageFilter[ImageType].New()
-    weighted.SetInput(projections)
-    weighted.SetGeometry(rtk_geo)
-    stages = [weighted]
-    if geometry.short_scan:
-        parker = rtk.ParkerShortScanImageFilter[ImageType].New()
-        parker.SetInput(weighted.GetOutput())
-        parker.SetGeometry(rtk_geo)
-        stages.append(parker)
-    volume_source = _constant(grid.size, grid.spacing, grid.origin)
-    reconstruction = rtk.FDKConeBeamReconstructionFilter[ImageType].New()
-    reconstruction.SetInput(0, volume_source.GetOutput())
-    reconstruction.SetInput(1, stages[-1].GetOutput())
-    reconstruction.SetGeometry(rtk_geo)
-    reconstruction.GetRampFilter().SetHannCutFrequency(hann_cut)
-    report(10, "filtering and back-projecting")
-    reconstruction.Update()
-    volume = itk.array_from_image(reconstruction.GetOutput()).copy()
-    report(90, "reconstructed")
-    return Reconstruction(volume, grid, time.perf_counter() - started, geometry.short_scan)
+
+    def build(rtk_geo, projections, empty_volume) -> list:
+        weighted = rtk.DisplacedDetectorImageFilter[ImageType].New()
+        weighted.SetInput(projections)
+        weighted.SetGeometry(rtk_geo)
+        pipeline = [weighted]
+        if geometry.short_scan:
+            parker = rtk.ParkerShortScanImageFilter[ImageType].New()
+            parker.SetInput(weighted.GetOutput())
+            parker.SetGeometry(rtk_geo)
+            pipeline.append(parker)
+        reconstruction = rtk.FDKConeBeamReconstructionFilter[ImageType].New()
+        reconstruction.SetInput(0, empty_volume)
+        reconstruction.SetInput(1, pipeline[-1].GetOutput())
+        reconstruction.SetGeometry(rtk_geo)
+        reconstruction.GetRampFilter().SetHannCutFrequency(hann_cut)
+        return [*pipeline, reconstruction]
+
+    return _reconstruct(
+        line_integrals, geometry, grid, build, "filtering and back-projecting", progress
+    )
 
 
 def sart(
@@ -122,24 +148,21 @@ def sart(
     progress: Progress | None = None,
 ) -> Reconstruction:
     """(Ordered-subsets) SART: slower than FDK, steadier on few or short-scan projections."""
-    started = time.perf_counter()
-    report = progress or (lambda percent, message: None)
-    rtk_geo = rtk_geometry(geometry)
-    projections = projections_image(line_integrals, geometry)
-    volume_source = _constant(grid.size, grid.spacing, grid.origin)
-    reconstruction = rtk.SARTConeBeamReconstructionFilter[ImageType, ImageType].New()
-    reconstruction.SetInput(0, volume_source.GetOutput())
-    reconstruction.SetInput(1, projections)
-    reconstruction.SetGeometry(rtk_geo)
-    reconstruction.SetNumberOfIterations(iterations)
-    reconstruction.SetNumberOfProjectionsPerSubset(projections_per_subset)
-    reconstruction.SetLambda(relaxation)
-    reconstruction.SetEnforcePositivity(True)
-    report(10, f"SART, {iterations} iteration(s)")
-    reconstruction.Update()
-    volume = itk.array_from_image(reconstruction.GetOutput()).copy()
-    report(90, "reconstructed")
-    return Reconstruction(volume, grid, time.perf_counter() - started, geometry.short_scan)
+
+    def build(rtk_geo, projections, empty_volume) -> list:
+        reconstruction = rtk.SARTConeBeamReconstructionFilter[ImageType, ImageType].New()
+        reconstruction.SetInput(0, empty_volume)
+        reconstruction.SetInput(1, projections)
+        reconstruction.SetGeometry(rtk_geo)
+        reconstruction.SetNumberOfIterations(iterations)
+        reconstruction.SetNumberOfProjectionsPerSubset(projections_per_subset)
+        reconstruction.SetLambda(relaxation)
+        reconstruction.SetEnforcePositivity(True)
+        return [reconstruction]
+
+    return _reconstruct(
+        line_integrals, geometry, grid, build, f"SART, {iterations} iteration(s)", progress
+    )
 
 
 def shepp_logan_projections(geometry: CircularGeometry, radius_mm: float) -> np.ndarray:

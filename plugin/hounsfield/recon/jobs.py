@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 
 from hounsfield.jobs.context import JobContext
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices, to_hounsfield
+from hounsfield.recon.dicom import STUDY_ATTRIBUTES, encode
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.params import (
     WATER_ATTENUATION_PER_MM,
@@ -20,7 +21,6 @@ from hounsfield.recon.params import (
     SimulationRequest,
 )
 from hounsfield.recon.projections import (
-    STUDY_ATTRIBUTES,
     build_projection_dataset,
     coarsen,
     read_acquisition,
@@ -43,12 +43,6 @@ def _preview_voxels(geometry: CircularGeometry, preview: bool) -> int | None:
     if not preview:
         return None
     return max(16, min(PREVIEW_VOXELS, geometry.default_volume().size[0]))
-
-
-def _encode(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def simulate(job: JobContext) -> dict[str, Any]:
@@ -81,7 +75,7 @@ def simulate(job: JobContext) -> dict[str, Any]:
         + (" (noisy)" if request.noise else ""),
     )
     job.progress(80, "storing the projections")
-    stored = job.orthanc.store(_encode(dataset))
+    stored = job.orthanc.store(encode(dataset))
     return {
         "study": stored["ParentStudy"],
         "series": stored["ParentSeries"],
@@ -173,7 +167,7 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
     for index, slice_dataset in enumerate(
         ct_slices(hounsfield, grid, study, info, uid_seed=f"reconstruction:{job.job.id}")
     ):
-        stored_series = job.orthanc.store(_encode(slice_dataset))["ParentSeries"]
+        stored_series = job.orthanc.store(encode(slice_dataset))["ParentSeries"]
         job.progress(90 + 10 * index / ny, "storing slices")
     return {
         "series": stored_series,

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
+from hounsfield.recon.dicom import new_instance, set_unsigned_pixels
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
 
 XA_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"
@@ -27,19 +28,6 @@ PRIVATE_GROUP = 0x0029
 PRIVATE_CREATOR = "HOUNSFIELD CBCT"
 I0_ELEMENT, OFFSET_ELEMENT = 0x10, 0x11
 DEFAULT_I0 = 65535.0
-STUDY_ATTRIBUTES = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "StudyID",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-    "StudyDescription",
-)
 
 
 class ProjectionError(ValueError):
@@ -183,16 +171,7 @@ def build_projection_dataset(
     frames, rows, columns = intensities.shape
     if (columns, rows) != geometry.detector_size or frames != len(geometry.angles):
         raise ProjectionError("projection array does not match the geometry")
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = XA_STORAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid_seed, "sop"])
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = XA_STORAGE
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    for name in STUDY_ATTRIBUTES:
-        setattr(ds, name, study.get(name, ""))
+    ds = new_instance(XA_STORAGE, generate_uid(entropy_srcs=[uid_seed, "sop"]), study)
     if not ds.StudyInstanceUID:
         ds.StudyInstanceUID = generate_uid(entropy_srcs=[uid_seed, "study"])
     ds.Modality = "XA"
@@ -216,13 +195,7 @@ def build_projection_dataset(
     ds.NumberOfFrames = frames
     ds.FrameTime = "10"
     ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = rows, columns
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(intensities, dtype=np.uint16).tobytes()
+    set_unsigned_pixels(ds, intensities)
     block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
     block.add_new(I0_ELEMENT, "FD", float(i0))
     block.add_new(OFFSET_ELEMENT, "FD", [float(v) for v in geometry.detector_offset])

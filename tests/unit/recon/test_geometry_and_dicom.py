@@ -84,17 +84,18 @@ def test_projections_round_trip_through_dicom() -> None:
     assert acquisition.line_integrals()[0, 0, 0] == pytest.approx(np.log(60000 / counts[0, 0, 0]))
 
 
-def test_frame_to_frame_increments_are_read_too() -> None:
-    ds = round_trip(
+def flat_projections() -> pydicom.Dataset:
+    """A projection object as read back from a file: 180 uniform frames."""
+    counts = np.ones((180, 30, 40), np.uint16)
+    return round_trip(
         build_projection_dataset(
-            np.ones((180, 30, 40), np.uint16),
-            geometry(),
-            1000.0,
-            {},
-            series_description="x",
-            uid_seed="t2",
+            counts, geometry(), 1000.0, {}, series_description="x", uid_seed="t2"
         )
     )
+
+
+def test_frame_to_frame_increments_are_read_too() -> None:
+    ds = flat_projections()
     ds.PositionerPrimaryAngleIncrement = ["2"] * 180  # each frame 2 degrees after the previous
     assert read_acquisition(ds).geometry.angles[:3] == (0.0, 2.0, 4.0)
 
@@ -117,16 +118,7 @@ def test_frame_to_frame_increments_are_read_too() -> None:
     ],
 )
 def test_unusable_projection_objects_are_refused(damage, message: str) -> None:
-    ds = round_trip(
-        build_projection_dataset(
-            np.ones((180, 30, 40), np.uint16),
-            geometry(),
-            1000.0,
-            {},
-            series_description="x",
-            uid_seed="t2",
-        )
-    )
+    ds = flat_projections()
     damage(ds)
     with pytest.raises(ProjectionError, match=message):
         read_acquisition(ds)

@@ -175,6 +175,7 @@ class Application:
     def handle_http(self, request: Request) -> Response:
         request.app = self
         request.max_body_bytes = self.settings.plugin.max_request_bytes
+        request.max_upload_bytes = self.settings.plugin.max_upload_bytes
         if self.settings.plugin.auth.enabled:
             decision = self._decision_for(request)
             if not decision.allowed:

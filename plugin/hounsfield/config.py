@@ -47,6 +47,7 @@ class PluginSection(BaseModel):
     minimum_free_space_mb: int = Field(500, ge=0, alias="MinimumFreeSpaceMB")
     extensions: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(1 << 20, ge=1024)
+    max_upload_bytes: int = Field(4 << 30, ge=1024)
     node_name: str = Field(default_factory=socket.gethostname, min_length=1)
     auth: AuthSection = Field(default_factory=AuthSection)
 

@@ -51,6 +51,9 @@ class PluginOrthancApi:
     def get_json(self, path: str) -> Any:
         return json.loads(orthanc.RestApiGet(path))
 
+    def store(self, dicom: bytes) -> dict[str, Any]:
+        return json.loads(orthanc.RestApiPost("/instances", dicom))
+
     def find_instance(self, sop_instance_uid: str) -> str | None:
         try:
             return orthanc.LookupInstance(sop_instance_uid) or None

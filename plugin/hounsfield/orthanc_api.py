@@ -10,6 +10,10 @@ class OrthancApi(Protocol):
         """GET one of Orthanc's REST resources (e.g. ``/studies/{id}``) as parsed JSON."""
         ...
 
+    def store(self, dicom: bytes) -> dict[str, Any]:
+        """Store one DICOM file (POST /instances); Orthanc's answer (ID, ParentSeries...)."""
+        ...
+
     def find_instance(self, sop_instance_uid: str) -> str | None:
         """Orthanc's id of the instance with this SOPInstanceUID, or None."""
         ...

@@ -15,18 +15,10 @@ import pytest
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
 from hounsfield.recon.projections import build_projection_dataset
+from tests.support.recon import reconstruction_of
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, process_alive, wait_for
 
 SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
-
-
-def reconstruction_of(orthanc: OrthancServer, series_id: str) -> dict:
-    def find() -> dict | None:
-        jobs = orthanc.get("/api/jobs", params={"kind": "recon.fdk", "limit": 500}).json()["jobs"]
-        return next((job for job in jobs if job["params"]["series"] == series_id), None)
-
-    job = wait_for(find, 30, f"a reconstruction job for series {series_id}")
-    return orthanc.wait_job(job["id"], timeout=120)
 
 
 def dciodvfy_errors(path: Path) -> list[str]:

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import importlib
+import uuid
 from typing import Any
 
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
 from hounsfield.recon import jobs
+from hounsfield.recon.dicom import encode
 from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
-from hounsfield.recon.projections import PROJECTION_MODALITIES, looks_like_projections
+from hounsfield.recon.projections import (
+    PROJECTION_MODALITIES,
+    ProjectionError,
+    build_projection_dataset,
+    looks_like_projections,
+)
+from hounsfield.recon.upload import GeometryParameters, acquisition_geometry, read_projections
 from hounsfield.web import HttpError, Request, Response, RouteTable
+from hounsfield.web.http import validated
 
 routes = RouteTable()
 
@@ -38,6 +47,50 @@ def simulate_acquisition(request: Request) -> Response:
         raise HttpError(400, f"impossible geometry: {error}") from error
     job = request.app.submit("recon.simulate", body.model_dump())
     return Response.json(job.to_json(), status=202, Location=f"/api/jobs/{job.id}")
+
+
+@routes.post("/api/acquisitions")
+def upload_acquisition(request: Request) -> Response:
+    """16-bit TIFF projections (``projections``, one multi-page file or one per projection)
+    with ``geometry`` (JSON parameters) and optionally ``rtk_geometry`` (RTK's XML)."""
+    fields = request.multipart()
+    if "geometry" not in fields or "projections" not in fields:
+        raise HttpError(400, "send a 'geometry' JSON part and 'projections' TIFF part(s)")
+    parameters = validated(GeometryParameters, fields["geometry"][0])
+    try:
+        counts = read_projections(fields["projections"])
+        geometry = acquisition_geometry(
+            parameters, counts, (fields.get("rtk_geometry") or [None])[0]
+        )
+    except ProjectionError as error:
+        raise HttpError(400, str(error)) from error
+    study = {
+        "PatientID": parameters.patient_id,
+        "PatientName": parameters.patient_name,
+        "StudyDescription": parameters.study_description,
+        "StudyInstanceUID": parameters.study_instance_uid or "",
+    }
+    dataset = build_projection_dataset(
+        counts,
+        geometry,
+        parameters.i0,
+        study,
+        series_description="CBCT projections (uploaded)",
+        uid_seed=uuid.uuid4().hex,
+    )
+    stored = request.app.orthanc.store(encode(dataset))
+    return Response.json(
+        {
+            "study": stored["ParentStudy"],
+            "series": stored["ParentSeries"],
+            "instance": stored["ID"],
+            "projections": int(counts.shape[0]),
+            "detector": list(geometry.detector_size),
+            "shortScan": geometry.short_scan,
+        },
+        status=201,
+        Location=f"/series/{stored['ParentSeries']}",
+    )
 
 
 @routes.post("/api/reconstructions")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.policy
 import json
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
 
@@ -53,6 +55,7 @@ class Request:
     body: bytes = b""
     path_params: dict[str, Any] = field(default_factory=dict)
     max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 1 << 32
     app: Any = None
     principal: Any = None  # the signed-in user, set by the gate
     ip: str = ""
@@ -81,11 +84,35 @@ class Request:
 
     def parse(self, model: type[Model]) -> Model:
         """The JSON body validated against ``model``; 400 listing every invalid field."""
-        payload = self.json()
-        try:
-            return model.model_validate(payload)
-        except pydantic.ValidationError as error:
-            raise HttpError(400, "invalid request body", details=_field_errors(error)) from error
+        return validated(model, self.json())
+
+    def multipart(self) -> dict[str, list[bytes]]:
+        """The parts of a multipart/mixed body by name, in the order sent.
+
+        Each part is named by its Content-Disposition ``name``, as in a form. Orthanc's HTTP
+        server keeps multipart/form-data for itself (Orthanc Explorer's uploads), so
+        clients send the same body as multipart/mixed (or multipart/related).
+        """
+        if len(self.body) > self.max_upload_bytes:
+            raise HttpError(413, f"upload exceeds {self.max_upload_bytes} bytes")
+        content_type = self.headers.get("content-type", "")
+        if not content_type.startswith(("multipart/mixed", "multipart/related")):
+            raise HttpError(
+                415,
+                "send the files as multipart/mixed (multipart/form-data is "
+                "taken by Orthanc itself)",
+            )
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + self.body
+        )
+        if not message.is_multipart():
+            raise HttpError(400, "malformed multipart body")
+        fields: dict[str, list[bytes]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name:
+                fields.setdefault(name, []).append(part.get_payload(decode=True) or b"")
+        return fields
 
     def query_value(self, name: str, parse: type = str, default: Any = None) -> Any:
         """A query-string parameter converted with ``parse``; 400 naming it when it does not fit."""
@@ -96,6 +123,16 @@ class Request:
             return parse(raw)
         except (TypeError, ValueError) as error:
             raise HttpError(400, f"query parameter {name!r} is invalid: {raw!r}") from error
+
+
+def validated(model: type[Model], payload: Any) -> Model:
+    """``payload`` (parsed JSON, or JSON text) checked against ``model``; 400 naming fields."""
+    try:
+        if isinstance(payload, str | bytes):
+            return model.model_validate_json(payload)
+        return model.model_validate(payload)
+    except pydantic.ValidationError as error:
+        raise HttpError(400, "invalid request body", details=_field_errors(error)) from error
 
 
 def _field_errors(error: pydantic.ValidationError) -> list[dict[str, str]]:

@@ -1,0 +1,176 @@
+"""Acquisitions uploaded by hand: 16-bit TIFF projections plus their geometry.
+
+The geometry comes as RTK's geometry XML or as plain parameters; the projections as
+one multi-page TIFF or one TIFF per projection, in acquisition order. Everything is
+checked before anything is stored, and each refusal names the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import xml.etree.ElementTree as ElementTree
+from typing import Any
+
+import numpy as np
+import tifffile
+from pydantic import BaseModel, ConfigDict, Field
+
+from hounsfield.recon.geometry import CircularGeometry, GeometryError
+from hounsfield.recon.projections import ProjectionError
+
+TILT_ELEMENTS = ("OutOfPlaneAngle", "InPlaneAngle", "SourceOffsetX", "SourceOffsetY")
+
+
+class GeometryParameters(BaseModel):
+    """Plain parameters of a circular orbit (``angles`` or ``first_angle``+``arc``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_to_isocenter_mm: float | None = Field(None, gt=0)
+    source_to_detector_mm: float | None = Field(None, gt=0)
+    angles_degrees: list[float] | None = None
+    first_angle_degrees: float = 0.0
+    arc_degrees: float | None = Field(None, gt=0, le=400)
+    pixel_spacing_mm: tuple[float, float] = Field(description="(columns, rows) at the detector")
+    detector_offset_mm: tuple[float, float] = (0.0, 0.0)
+    i0: float = Field(gt=0, le=65535, description="unattenuated detector counts")
+    patient_id: str = Field(min_length=1, max_length=64)
+    patient_name: str = Field("", max_length=64)
+    study_description: str = Field("CBCT acquisition", max_length=64)
+    study_instance_uid: str | None = Field(None, pattern=r"^[0-9.]{1,64}$")
+
+    def angles_for(self, count: int) -> tuple[float, ...]:
+        if self.angles_degrees is not None:
+            return tuple(self.angles_degrees)
+        if self.arc_degrees is None:
+            raise ProjectionError("geometry needs angles_degrees, arc_degrees or RTK XML")
+        step = self.arc_degrees / count
+        return tuple(self.first_angle_degrees + step * k for k in range(count))
+
+
+class _Complaints(logging.Handler):
+    """Collects what tifffile logs: a cut file is read up to the cut, with only a log line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _read_tiff(content: bytes) -> list[np.ndarray]:
+    complaints = _Complaints()
+    tiff_log = logging.getLogger("tifffile")
+    tiff_log.addHandler(complaints)
+    try:
+        with tifffile.TiffFile(io.BytesIO(content)) as tiff:
+            pages = [page.asarray() for page in tiff.pages]
+            ends = [page.dataoffsets[-1] + page.databytecounts[-1] for page in tiff.pages]
+    finally:
+        tiff_log.removeHandler(complaints)
+    if complaints.messages or any(end > len(content) for end in ends):
+        raise ValueError("; ".join(complaints.messages) or "pixel data past the end of file")
+    return pages
+
+
+def read_projections(files: list[bytes]) -> np.ndarray:
+    """(projection, row, column) uint16 from one multi-page TIFF or one TIFF each."""
+    frames: list[np.ndarray] = []
+    for number, content in enumerate(files, start=1):
+        try:
+            pages = _read_tiff(content)
+        except Exception as error:
+            raise ProjectionError(
+                f"TIFF file {number} is truncated or unreadable: {error}"
+            ) from error
+        for page in pages:
+            if page.dtype != np.uint16:
+                raise ProjectionError(
+                    f"TIFF file {number} holds {page.dtype} pixels; 16-bit unsigned are needed"
+                )
+            if page.ndim != 2:
+                raise ProjectionError(f"TIFF file {number} is not a grey-level image")
+            frames.append(page)
+    if not frames:
+        raise ProjectionError("no projection was uploaded")
+    shapes = {frame.shape for frame in frames}
+    if len(shapes) > 1:
+        raise ProjectionError(f"projections differ in size: {sorted(shapes)}")
+    return np.stack(frames)
+
+
+def parse_rtk_geometry(xml: bytes) -> dict[str, Any]:
+    """SID, SDD, angles and offsets from RTK's geometry XML (circular orbits only)."""
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as error:
+        raise ProjectionError(f"geometry XML is malformed: {error}") from error
+    if root.tag != "RTKThreeDCircularGeometry":
+        raise ProjectionError("geometry XML is not RTKThreeDCircularGeometry")
+
+    def values(name: str, default: float | None) -> list[float]:
+        found = []
+        for projection in root.iter("Projection"):
+            element = projection.find(name)
+            element = element if element is not None else root.find(name)
+            if element is None:
+                if default is None:
+                    raise ProjectionError(f"geometry XML lacks {name}")
+                found.append(default)
+            else:
+                found.append(float(element.text))
+        return found
+
+    def constant(name: str, default: float | None) -> float:
+        distinct = set(values(name, default))
+        if len(distinct) > 1:
+            raise ProjectionError(f"{name} varies between projections; a circular orbit is needed")
+        return distinct.pop()
+
+    if not list(root.iter("Projection")):
+        raise ProjectionError("geometry XML has no Projection")
+    for name in TILT_ELEMENTS:
+        if any(value != 0 for value in values(name, 0.0)):
+            raise ProjectionError(f"geometry XML has a non-zero {name}: not supported")
+    return {
+        "source_to_isocenter": constant("SourceToIsocenterDistance", None),
+        "source_to_detector": constant("SourceToDetectorDistance", None),
+        "angles": tuple(values("GantryAngle", None)),
+        "detector_offset": (constant("ProjectionOffsetX", 0.0), constant("ProjectionOffsetY", 0.0)),
+    }
+
+
+def acquisition_geometry(
+    parameters: GeometryParameters, projections: np.ndarray, rtk_xml: bytes | None
+) -> CircularGeometry:
+    count, rows, columns = projections.shape
+    if rtk_xml is not None:
+        described = parse_rtk_geometry(rtk_xml)
+    else:
+        if parameters.source_to_isocenter_mm is None or parameters.source_to_detector_mm is None:
+            raise ProjectionError(
+                "geometry needs source_to_isocenter_mm and source_to_detector_mm (or RTK XML)"
+            )
+        described = {
+            "source_to_isocenter": parameters.source_to_isocenter_mm,
+            "source_to_detector": parameters.source_to_detector_mm,
+            "angles": parameters.angles_for(count),
+            "detector_offset": parameters.detector_offset_mm,
+        }
+    if len(described["angles"]) != count:
+        raise ProjectionError(
+            f"{count} projections but {len(described['angles'])} angles in the geometry"
+        )
+    try:
+        return CircularGeometry(
+            described["source_to_isocenter"],
+            described["source_to_detector"],
+            described["angles"],
+            parameters.pixel_spacing_mm,
+            (columns, rows),
+            described["detector_offset"],
+        )
+    except GeometryError as error:
+        raise ProjectionError(str(error)) from error

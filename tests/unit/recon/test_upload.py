@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from hounsfield.recon.projections import ProjectionError
+from hounsfield.recon.upload import parse_rtk_geometry
+
+
+def xml(globals_: str, projections: list[str]) -> bytes:
+    body = "".join(f"<Projection>{p}</Projection>" for p in projections)
+    root = "RTKThreeDCircularGeometry"
+    return f'<{root} version="3">{globals_}{body}</{root}>'.encode()
+
+
+def test_constant_values_may_sit_globally_or_in_each_projection() -> None:
+    parsed = parse_rtk_geometry(
+        xml(
+            "<SourceToIsocenterDistance>1000</SourceToIsocenterDistance>"
+            "<ProjectionOffsetX>2</ProjectionOffsetX>",
+            [
+                f"<GantryAngle>{a}</GantryAngle><SourceToDetectorDistance>1536</SourceToDetectorDistance>"
+                for a in (0, 1.5, 3)
+            ],
+        )
+    )
+    assert parsed == {
+        "source_to_isocenter": 1000.0,
+        "source_to_detector": 1536.0,
+        "angles": (0.0, 1.5, 3.0),
+        "detector_offset": (2.0, 0.0),
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            xml(
+                "<SourceToIsocenterDistance>1000</SourceToIsocenterDistance>",
+                [
+                    f"<GantryAngle>{a}</GantryAngle><SourceToDetectorDistance>{1500 + a}"
+                    "</SourceToDetectorDistance>"
+                    for a in (0, 1)
+                ],
+            ),
+            "SourceToDetectorDistance varies",
+        ),
+        (
+            xml(
+                "<SourceToIsocenterDistance>1000</SourceToIsocenterDistance>"
+                "<SourceToDetectorDistance>1536</SourceToDetectorDistance>",
+                ["<GantryAngle>0</GantryAngle><OutOfPlaneAngle>5</OutOfPlaneAngle>"],
+            ),
+            "non-zero OutOfPlaneAngle",
+        ),
+        (
+            xml(
+                "<SourceToDetectorDistance>1536</SourceToDetectorDistance>",
+                ["<GantryAngle>0</GantryAngle>"],
+            ),
+            "lacks SourceToIsocenterDistance",
+        ),
+        (xml("", []), "no Projection"),
+        (b"<Other/>", "not RTKThreeDCircularGeometry"),
+    ],
+)
+def test_what_a_circular_orbit_cannot_be_is_refused(document: bytes, message: str) -> None:
+    with pytest.raises(ProjectionError, match=message):
+        parse_rtk_geometry(document)

@@ -211,14 +211,20 @@ def test_orthanc_killed_mid_reconstruction_leaves_one_series(make_orthanc) -> No
     assert ct_series_of(orthanc, study, " 256x") == [done["result"]["series"]]
 
 
-def test_an_iterative_reconstruction_on_request(orthanc: OrthancServer, simulated: dict) -> None:
-    body = {"series": simulated["series"], "method": "sart", "iterations": 2, "voxels": 32}
+@pytest.mark.parametrize(
+    ("method", "described"),
+    [("sart", "CBCT SART 2it 10/subset lambda 0.9 32x"), ("cg", "CBCT CG 2it 32x")],
+)
+def test_an_iterative_reconstruction_on_request(
+    orthanc: OrthancServer, simulated: dict, method: str, described: str
+) -> None:
+    body = {"series": simulated["series"], "method": method, "iterations": 2, "voxels": 32}
     job = orthanc.post("/api/reconstructions", json=body).json()
     done = orthanc.wait_job(job["id"], timeout=120)
     assert done["state"] == "succeeded", done
     tags = orthanc.get(f"/series/{done['result']['series']}").json()["MainDicomTags"]
-    assert tags["SeriesDescription"].startswith("CBCT SART 2it 10/subset lambda 0.9 32x")
-    assert done["result"]["method"] == "sart"
+    assert tags["SeriesDescription"].startswith(described)
+    assert done["result"]["method"] == method
 
 
 def test_the_command_line_simulator_follows_the_flow(orthanc: OrthancServer) -> None:

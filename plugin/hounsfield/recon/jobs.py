@@ -28,6 +28,8 @@ from hounsfield.recon.projections import (
 from hounsfield.recon.qc import quality_figures
 
 OUTPUT_SERIES_NUMBER = 200
+SART_ITERATIONS = 5
+CG_ITERATIONS = 10
 PREVIEW_VOXELS = 128
 PREVIEW_PROJECTIONS = 120  # every 3 degrees of a full turn: enough to judge a preview
 
@@ -125,19 +127,26 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
         )
     grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
     if request.method == "sart":
+        iterations = request.iterations or SART_ITERATIONS
         result = _engine().sart(
             line_integrals,
             geometry,
             grid,
-            iterations=request.iterations,
+            iterations=iterations,
             projections_per_subset=request.projections_per_subset,
             relaxation=request.relaxation,
             progress=job.progress,
         )
         method = (
-            f"SART {request.iterations}it {request.projections_per_subset}/subset "
+            f"SART {iterations}it {request.projections_per_subset}/subset "
             f"lambda {request.relaxation:g}"
         )
+    elif request.method == "cg":
+        iterations = request.iterations or CG_ITERATIONS
+        result = _engine().conjugate_gradient(
+            line_integrals, geometry, grid, iterations=iterations, progress=job.progress
+        )
+        method = f"CG {iterations}it"
     else:
         result = _engine().fdk(
             line_integrals, geometry, grid, hann_cut=request.hann_cut, progress=job.progress

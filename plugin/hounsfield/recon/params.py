@@ -48,9 +48,9 @@ class ReconstructionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series: str = Field(min_length=1, max_length=64, description="Orthanc id of the projections")
-    method: Literal["fdk", "sart"] = "fdk"
+    method: Literal["fdk", "sart", "cg"] = "fdk"
     hann_cut: float = Field(1.0, gt=0.0, le=1.0, description="FDK: ramp filter's Hann cut-off")
-    iterations: int = Field(5, ge=1, le=50, description="SART")
+    iterations: int | None = Field(None, ge=1, le=50, description="SART (5), CG (10)")
     projections_per_subset: int = Field(10, ge=1, le=1000, description="SART: ordered subsets")
     relaxation: float = Field(0.9, gt=0.0, le=2.0, description="SART: lambda")
     voxels: int | None = Field(None, ge=16, le=1024, description="voxels across the field")

@@ -85,7 +85,7 @@ class Application:
         self.db = Database(settings.database_path)
         for name in apply_migrations(self.db, self.migrations):
             log.info("database migration applied: %s", name)
-        self.registry = Registry()
+        self.registry = Registry(configuration=settings.orthanc_config)
         load_extensions(settings.plugin.extensions, self.registry)
         self.jobs = SqliteJobQueue(self.db, default_max_attempts=settings.plugin.max_attempts)
         self.pool = WorkerPool(

@@ -61,6 +61,7 @@ class Settings:
     remote_access_allowed: bool
     initial_admin_password: str | None
     plugin: PluginSection
+    orthanc_config: Mapping[str, Any]  # the whole of it, for extensions' own sections
 
     @property
     def database_path(self) -> Path:
@@ -95,4 +96,5 @@ def load_settings(
         remote_access_allowed=bool(orthanc_config.get("RemoteAccessAllowed", False)),
         initial_admin_password=(environ or {}).get(ADMIN_PASSWORD_VARIABLE) or None,
         plugin=plugin,
+        orthanc_config=orthanc_config,
     )

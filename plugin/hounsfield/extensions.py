@@ -8,7 +8,7 @@ worker processes their job kinds; both import the same modules, so they always a
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,8 @@ class Registry:
     event_handlers: dict[Event, list[BoundHandler]] = field(default_factory=dict)
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
+    # Orthanc's configuration, where an extension reads its own section (empty in workers).
+    configuration: Mapping[str, Any] = field(default_factory=dict)
 
     def on_worker_start(self, warm_up: Callable[[], None]) -> None:
         """Run ``warm_up`` once in each worker as it starts (e.g. load a heavy library)."""

@@ -256,3 +256,26 @@ def test_the_command_line_simulator_follows_the_flow(orthanc: OrthancServer) -> 
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("simulation queued: job ")
     assert lines[-1].startswith("CT series ") and '"noiseHu"' in lines[-1]
+
+
+def test_automatic_reconstruction_can_be_turned_off(make_orthanc) -> None:
+    orthanc = make_orthanc(
+        hounsfield__extensions=["hounsfield.recon"], hounsfield_recon__automatic=False
+    ).start()
+    simulation = orthanc.wait_job(
+        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+    )
+    assert simulation["state"] == "succeeded"
+    wait_for(
+        lambda: (
+            orthanc.get("/api/health").json()["components"]["events"]["pending"] == 0
+            and orthanc.get(f"/studies/{simulation['result']['study']}").json()["IsStable"]
+        ),
+        30,
+        "the study to become stable",
+    )
+    assert orthanc.get("/api/jobs", params={"kind": "recon.fdk"}).json()["total"] == 0
+    accepted = orthanc.post(
+        "/api/reconstructions", json={"series": simulation["result"]["series"], "preview": True}
+    )
+    assert accepted.status_code == 202  # on request it still works

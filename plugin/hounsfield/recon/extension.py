@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import uuid
 from typing import Any
@@ -9,16 +10,13 @@ from typing import Any
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
+from hounsfield.orthanc_api import OrthancApi
 from hounsfield.recon import jobs
 from hounsfield.recon.dicom import encode
 from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
-from hounsfield.recon.projections import (
-    PROJECTION_MODALITIES,
-    ProjectionError,
-    build_projection_dataset,
-    looks_like_projections,
-)
+from hounsfield.recon.projections import ProjectionError, build_projection_dataset
+from hounsfield.recon.rules import DetectionRules
 from hounsfield.recon.upload import GeometryParameters, acquisition_geometry, read_projections
 from hounsfield.web import HttpError, Request, Response, RouteTable
 from hounsfield.web.http import validated
@@ -26,15 +24,18 @@ from hounsfield.web.http import validated
 routes = RouteTable()
 
 
-def queue_reconstructions(context: EventContext) -> None:
+def is_projection_series(orthanc: OrthancApi, series_id: str, rules: DetectionRules) -> bool:
+    series = orthanc.get_json(f"/series/{series_id}")
+    if series["MainDicomTags"].get("Modality") not in rules.modalities:
+        return False  # decided without reading the file
+    return rules.matches(orthanc.get_json(f"/instances/{series['Instances'][0]}/simplified-tags"))
+
+
+def queue_reconstructions(context: EventContext, rules: DetectionRules) -> None:
     """Each projection series of a stable study gets one automatic FDK job."""
     study = context.orthanc.get_json(f"/studies/{context.event.resource_id}")
     for series_id in study["Series"]:
-        series = context.orthanc.get_json(f"/series/{series_id}")
-        if series["MainDicomTags"].get("Modality") not in PROJECTION_MODALITIES:
-            continue
-        tags = context.orthanc.get_json(f"/instances/{series['Instances'][0]}/simplified-tags")
-        if looks_like_projections(tags):
+        if is_projection_series(context.orthanc, series_id, rules):
             context.enqueue("recon.fdk", {"series": series_id}, key=f"recon:auto:{series_id}")
 
 
@@ -97,12 +98,12 @@ def upload_acquisition(request: Request) -> Response:
 def request_reconstruction(request: Request) -> Response:
     """Reconstruct a projection series again, with other parameters (always a new series)."""
     body = request.parse(ReconstructionRequest)
+    rules = DetectionRules.from_configuration(request.app.registry.configuration)
     try:
-        series = request.app.orthanc.get_json(f"/series/{body.series}")
+        projections = is_projection_series(request.app.orthanc, body.series, rules)
     except Exception as error:
         raise HttpError(404, f"no series {body.series!r}") from error
-    tags = request.app.orthanc.get_json(f"/instances/{series['Instances'][0]}/simplified-tags")
-    if not looks_like_projections(tags):
+    if not projections:
         raise HttpError(400, f"series {body.series!r} is not a projection series")
     job = request.app.submit("recon.fdk", body.model_dump(), priority=10 if body.preview else 0)
     return Response.json(job.to_json(), status=202, Location=f"/api/reconstructions/{job.id}")
@@ -119,6 +120,12 @@ def get_reconstruction(request: Request) -> dict[str, Any]:
 def register(registry: Registry) -> None:
     registry.job_kind("recon.simulate", jobs.simulate)
     registry.job_kind("recon.fdk", jobs.reconstruct)
-    registry.on(Event.STUDY_STABLE, queue_reconstructions, name="recon.queue_on_stable")
+    rules = DetectionRules.from_configuration(registry.configuration)
+    if rules.automatic:
+        registry.on(
+            Event.STUDY_STABLE,
+            functools.partial(queue_reconstructions, rules=rules),
+            name="recon.queue_on_stable",
+        )
     registry.on_worker_start(lambda: importlib.import_module("hounsfield.recon.engine"))
     registry.routes(routes)

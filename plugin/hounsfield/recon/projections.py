@@ -23,7 +23,6 @@ from hounsfield.recon.dicom import new_instance, set_unsigned_pixels
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
 
 XA_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"
-PROJECTION_MODALITIES = frozenset({"XA", "RF", "DX", "CR"})
 PRIVATE_GROUP = 0x0029
 PRIVATE_CREATOR = "HOUNSFIELD CBCT"
 I0_ELEMENT, OFFSET_ELEMENT = 0x10, 0x11
@@ -71,23 +70,6 @@ def coarsen(
         geometry.detector_offset,
     )
     return binned, coarse
-
-
-def looks_like_projections(tags: Mapping[str, Any]) -> bool:
-    """The default rule, on Orthanc's tags of one instance: multi-frame X-ray with rotation.
-
-    Orthanc's JSON gives long values (one angle per frame) as null: presence is what counts.
-    """
-    try:
-        frames = int(tags.get("NumberOfFrames") or 1)
-    except ValueError:
-        return False
-    return (
-        tags.get("Modality") in PROJECTION_MODALITIES
-        and frames > 1
-        and bool(tags.get("DistanceSourceToDetector"))
-        and "PositionerPrimaryAngleIncrement" in tags
-    )
 
 
 def read_acquisition(ds: Dataset) -> Acquisition:

@@ -6,15 +6,16 @@ import numpy as np
 import pydicom
 import pytest
 
+from hounsfield.config import ConfigError
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
 from hounsfield.recon.projections import (
     ProjectionError,
     build_projection_dataset,
     coarsen,
-    looks_like_projections,
     read_acquisition,
 )
+from hounsfield.recon.rules import DetectionRules
 
 ANGLES = tuple(float(a) for a in np.linspace(0, 358, 180))
 
@@ -76,7 +77,15 @@ def test_projections_round_trip_through_dicom() -> None:
         "DistanceSourceToDetector": str(ds.DistanceSourceToDetector),
         "PositionerPrimaryAngleIncrement": "0\\2",
     }
-    assert looks_like_projections(tags)
+    assert DetectionRules().matches(tags)
+    assert not DetectionRules.from_configuration(
+        {"HounsfieldRecon": {"MinimumFrames": 500}}
+    ).matches(tags)
+    assert not DetectionRules.from_configuration(
+        {"HounsfieldRecon": {"Modalities": ["RF"]}}
+    ).matches(tags)
+    with pytest.raises(ConfigError, match=r"HounsfieldRecon\.MinimumFrames"):
+        DetectionRules.from_configuration({"HounsfieldRecon": {"MinimumFrames": 1}})
     acquisition = read_acquisition(ds)
     assert acquisition.geometry == original
     assert acquisition.i0 == 60000.0

@@ -1,0 +1,54 @@
+"""Which series are projections to reconstruct: the ``HounsfieldRecon`` configuration section.
+
+    "HounsfieldRecon": {"Automatic": true, "Modalities": ["XA", "RF", "DX", "CR"],
+                        "MinimumFrames": 2}
+
+(or ``ORTHANC__HOUNSFIELD_RECON__MODALITIES='["XA"]'`` ...). A series qualifies when its
+modality is listed, it has at least MinimumFrames frames and carries rotational geometry
+(DistanceSourceToDetector and PositionerPrimaryAngleIncrement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_pascal
+
+from hounsfield.config import ConfigError
+
+SECTION = "HounsfieldRecon"
+
+
+class DetectionRules(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
+
+    automatic: bool = True
+    modalities: frozenset[str] = frozenset({"XA", "RF", "DX", "CR"})
+    minimum_frames: int = Field(2, ge=2, le=100_000)
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any]) -> DetectionRules:
+        try:
+            return cls.model_validate(configuration.get(SECTION, {}))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{SECTION}.{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
+                for item in error.errors()
+            )
+            raise ConfigError(f"invalid configuration: {problems}") from error
+
+    def matches(self, tags: Mapping[str, Any]) -> bool:
+        """On Orthanc's tags of one instance. Orthanc's JSON gives long values (one angle
+        per frame) as null: the presence of the attribute is what counts."""
+        try:
+            frames = int(tags.get("NumberOfFrames") or 1)
+        except ValueError:
+            return False
+        return (
+            tags.get("Modality") in self.modalities
+            and frames >= self.minimum_frames
+            and bool(tags.get("DistanceSourceToDetector"))
+            and "PositionerPrimaryAngleIncrement" in tags
+        )

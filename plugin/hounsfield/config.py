@@ -11,12 +11,13 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_pascal
 
 SECTION = "Hounsfield"
+Section = TypeVar("Section", bound=BaseModel)
 ADMIN_PASSWORD_VARIABLE = "HOUNSFIELD_ADMIN_PASSWORD"
 
 
@@ -68,17 +69,22 @@ class Settings:
         return self.data_directory / "hounsfield.db"
 
 
-def load_settings(
-    orthanc_config: dict[str, Any], environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_section(model: type[Section], orthanc_config: Mapping[str, Any], name: str) -> Section:
+    """Section ``name`` of Orthanc's configuration, validated; ConfigError names each key."""
     try:
-        plugin = PluginSection.model_validate(orthanc_config.get(SECTION, {}))
+        return model.model_validate(orthanc_config.get(name, {}))
     except ValidationError as error:
         problems = "; ".join(
-            f"{SECTION}.{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
+            f"{name}.{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
             for item in error.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from error
+
+
+def load_settings(
+    orthanc_config: dict[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    plugin = load_section(PluginSection, orthanc_config, SECTION)
     storage = Path(orthanc_config.get("StorageDirectory", "OrthancStorage")).resolve()
     data = (
         Path(plugin.data_directory).resolve() if plugin.data_directory else storage / "hounsfield"

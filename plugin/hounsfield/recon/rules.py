@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_pascal
 
-from hounsfield.config import ConfigError
+from hounsfield.config import load_section
 
 SECTION = "HounsfieldRecon"
 
@@ -30,14 +30,7 @@ class DetectionRules(BaseModel):
 
     @classmethod
     def from_configuration(cls, configuration: Mapping[str, Any]) -> DetectionRules:
-        try:
-            return cls.model_validate(configuration.get(SECTION, {}))
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{SECTION}.{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
-                for item in error.errors()
-            )
-            raise ConfigError(f"invalid configuration: {problems}") from error
+        return load_section(cls, configuration, SECTION)
 
     def matches(self, tags: Mapping[str, Any]) -> bool:
         """On Orthanc's tags of one instance. Orthanc's JSON gives long values (one angle

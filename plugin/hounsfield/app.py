@@ -165,12 +165,12 @@ class Application:
         if not self.settings.plugin.auth.enabled:
             return True
         decision = self.gate.check(method, path, headers, query, ip)
-        if path.startswith("/api/"):
-            # The REST callback runs next on this same HTTP thread: it answers the refusal
-            # with a JSON body, which a filter cannot.
-            self._gate_decisions[threading.get_ident()] = (method, path, ip, decision)
-            return True
-        return decision.allowed
+        # If the route is ours, our callback runs next on this same HTTP thread and takes
+        # the decision from here instead of deciding again (one entry per thread, replaced
+        # by the next request's filter call).
+        self._gate_decisions[threading.get_ident()] = (method, path, ip, decision)
+        # Under /api/ the callback answers a refusal with a JSON body, which a filter cannot.
+        return decision.allowed or path.startswith("/api/")
 
     def handle_http(self, request: Request) -> Response:
         request.app = self

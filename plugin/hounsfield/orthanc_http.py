@@ -70,12 +70,6 @@ class OrthancHttpClient:
         """POST /instances: store one DICOM file; Orthanc's answer (ID, ParentSeries...)."""
         return json.loads(self.request("POST", "/instances", dicom, "application/dicom"))
 
-    def find_instance(self, sop_instance_uid: str) -> str | None:
-        found = json.loads(
-            self.request("POST", "/tools/lookup", sop_instance_uid.encode(), "text/plain")
-        )
-        return next((item["ID"] for item in found if item["Type"] == "Instance"), None)
-
     def _connection(self, *, fresh: bool) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
         if connection is None or fresh:

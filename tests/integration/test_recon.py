@@ -213,7 +213,11 @@ def test_orthanc_killed_mid_reconstruction_leaves_one_series(make_orthanc) -> No
 
 @pytest.mark.parametrize(
     ("method", "described"),
-    [("sart", "CBCT SART 2it 10/subset lambda 0.9 32x"), ("cg", "CBCT CG 2it 32x")],
+    [
+        ("sart", "CBCT SART 2it 10/subset lambda 0.9 32x"),
+        ("cg", "CBCT CG 2it 32x"),
+        ("tv", "CBCT ADMM-TV 2it strength 4 32x"),
+    ],
 )
 def test_an_iterative_reconstruction_on_request(
     orthanc: OrthancServer, simulated: dict, method: str, described: str

@@ -95,3 +95,8 @@ class VolumeGrid:
     @property
     def origin(self) -> tuple[float, float, float]:
         return tuple(-(n - 1) * s / 2 for n, s in zip(self.size, self.spacing, strict=True))
+
+    @property
+    def voxel_count(self) -> int:
+        nx, ny, nz = self.size
+        return nx * ny * nz

@@ -14,11 +14,12 @@ from pydicom.dataset import Dataset
 from hounsfield.jobs.context import JobContext
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices, to_hounsfield
 from hounsfield.recon.dicom import STUDY_ATTRIBUTES, encode
-from hounsfield.recon.geometry import CircularGeometry
+from hounsfield.recon.geometry import CircularGeometry, VolumeGrid
 from hounsfield.recon.params import (
     WATER_ATTENUATION_PER_MM,
     ReconstructionRequest,
     SimulationRequest,
+    tv_penalties,
 )
 from hounsfield.recon.projections import (
     build_projection_dataset,
@@ -30,6 +31,7 @@ from hounsfield.recon.qc import quality_figures
 OUTPUT_SERIES_NUMBER = 200
 SART_ITERATIONS = 5
 CG_ITERATIONS = 10
+TV_ITERATIONS = 10
 PREVIEW_VOXELS = 128
 PREVIEW_PROJECTIONS = 120  # every 3 degrees of a full turn: enough to judge a preview
 
@@ -116,19 +118,18 @@ def _load_projections(job: JobContext, series_id: str) -> LoadedProjections:
     return _last_loaded
 
 
-def reconstruct(job: JobContext) -> dict[str, Any]:
-    """Reconstruct one projection series (FDK or SART) into a CT series of the same study."""
-    request = ReconstructionRequest.model_validate(job.params)
-    loaded = _load_projections(job, request.series)
-    source, line_integrals, geometry = loaded.source, loaded.line_integrals, loaded.geometry
-    if request.preview:
-        line_integrals, geometry = coarsen(
-            line_integrals, geometry, max_projections=PREVIEW_PROJECTIONS
-        )
-    grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
+def _run_method(
+    request: ReconstructionRequest,
+    line_integrals: np.ndarray,
+    geometry: CircularGeometry,
+    grid: VolumeGrid,
+    job: JobContext,
+) -> tuple[Any, str]:
+    """The reconstruction asked for, and its label for the SeriesDescription."""
+    engine = _engine()
     if request.method == "sart":
         iterations = request.iterations or SART_ITERATIONS
-        result = _engine().sart(
+        result = engine.sart(
             line_integrals,
             geometry,
             grid,
@@ -137,21 +138,51 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
             relaxation=request.relaxation,
             progress=job.progress,
         )
-        method = (
+        return result, (
             f"SART {iterations}it {request.projections_per_subset}/subset "
             f"lambda {request.relaxation:g}"
         )
-    elif request.method == "cg":
+    if request.method == "cg":
         iterations = request.iterations or CG_ITERATIONS
-        result = _engine().conjugate_gradient(
+        result = engine.conjugate_gradient(
             line_integrals, geometry, grid, iterations=iterations, progress=job.progress
         )
-        method = f"CG {iterations}it"
-    else:
-        result = _engine().fdk(
-            line_integrals, geometry, grid, hann_cut=request.hann_cut, progress=job.progress
+        return result, f"CG {iterations}it"
+    if request.method == "tv":
+        iterations = request.iterations or TV_ITERATIONS
+        alpha, beta = tv_penalties(
+            request.tv_strength,
+            line_integrals.size,
+            grid.voxel_count,
+            request.water_attenuation,
         )
-        method = f"FDK hann {request.hann_cut:g}"
+        result = engine.admm_tv(
+            line_integrals,
+            geometry,
+            grid,
+            alpha=alpha,
+            beta=beta,
+            iterations=iterations,
+            progress=job.progress,
+        )
+        return result, f"ADMM-TV {iterations}it strength {request.tv_strength:g}"
+    result = engine.fdk(
+        line_integrals, geometry, grid, hann_cut=request.hann_cut, progress=job.progress
+    )
+    return result, f"FDK hann {request.hann_cut:g}"
+
+
+def reconstruct(job: JobContext) -> dict[str, Any]:
+    """Reconstruct one projection series into a CT series of the same study."""
+    request = ReconstructionRequest.model_validate(job.params)
+    loaded = _load_projections(job, request.series)
+    source, line_integrals, geometry = loaded.source, loaded.line_integrals, loaded.geometry
+    if request.preview:
+        line_integrals, geometry = coarsen(
+            line_integrals, geometry, max_projections=PREVIEW_PROJECTIONS
+        )
+    grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
+    result, method = _run_method(request, line_integrals, geometry, grid, job)
     nx, ny, nz = grid.size
     description = " ".join(
         part

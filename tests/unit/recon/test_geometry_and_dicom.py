@@ -9,6 +9,7 @@ import pytest
 from hounsfield.config import ConfigError
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
+from hounsfield.recon.params import tv_penalties
 from hounsfield.recon.projections import (
     ProjectionError,
     build_projection_dataset,
@@ -160,3 +161,12 @@ def test_coarsening_bins_pixels_and_thins_angles() -> None:
     assert coarse_line[0, 0, 0] == line[0, :2, :2].mean()
     assert coarse.angles == fine.angles[::2]
     assert coarse.pixel_spacing == (1.0, 1.2) and coarse.detector_size == (3, 2)
+
+
+def test_tv_penalties_carry_over_between_units_and_sizes() -> None:
+    alpha, beta = tv_penalties(4.0, rays=1000, voxels=500, water_attenuation=1.0)
+    assert (alpha, beta) == (8.0, 80.0)
+    # Attenuation per mm instead of water units: alpha follows the units, beta does not.
+    assert tv_penalties(4.0, 1000, 500, 0.02) == pytest.approx((0.16, 80.0))
+    # Twice the rays for the same volume: both weights keep pace with the data term.
+    assert tv_penalties(4.0, 2000, 500, 1.0) == (16.0, 160.0)

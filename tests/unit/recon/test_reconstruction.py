@@ -8,6 +8,8 @@ fully converged): RMSE <= 0.025 and means within 0.015; measured 0.009-0.013 and
 brain 1.023-1.028. Conjugate gradient (10 iterations, unregularised least squares):
 RMSE <= 0.04 and means within 0.025; measured 0.026-0.029, brain 1.010-1.017. The
 limits leave room for other CPUs' floating point.
+
+ADMM-TV is judged where it earns its cost, on noisy data: see its test.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from hounsfield.recon.geometry import CircularGeometry
+from hounsfield.recon.params import TV_STRENGTH, tv_penalties
 
 engine = pytest.importorskip("hounsfield.recon.engine")  # loads RTK (~12 s, once)
 
@@ -63,3 +66,30 @@ def test_reconstruction_matches_the_analytic_phantom(
         region = flat & np.isclose(reference, tissue)
         assert region.sum() > 500
         assert abs(result.volume[region].mean() - tissue) <= mean_limit
+
+
+@pytest.mark.parametrize(
+    "angles",
+    [np.linspace(0, 360, 120, endpoint=False), np.linspace(0, 220, 80)],
+    ids=["full-scan", "short-scan"],
+)
+def test_admm_tv_smooths_low_dose_noise_without_bias(angles: np.ndarray) -> None:
+    """ADMM-TV at the default strength on a low-dose acquisition (I0 = 2000).
+
+    Measured: brain noise 0.013-0.019 vs FDK's 0.047-0.061 (3-4x lower), brain mean
+    within 0.002 of 1.02. Required: at most half FDK's noise, mean within 0.01.
+    """
+    geometry = CircularGeometry(500.0, 800.0, tuple(angles), (1.0, 1.0), (96, 80))
+    grid = geometry.default_volume(64)
+    water, i0 = 0.0195, 2000.0
+    counts = np.random.default_rng(7).poisson(
+        i0 * np.exp(-water * engine.shepp_logan_projections(geometry, RADIUS_MM))
+    )
+    noisy = -np.log(np.clip(counts, 1, None) / i0) / water  # water units, as the phantom
+    reference = engine.shepp_logan_volume(grid, RADIUS_MM)
+    brain = flat_regions(reference) & np.isclose(reference, 1.02)
+    alpha, beta = tv_penalties(TV_STRENGTH, noisy.size, grid.voxel_count, 1.0)
+    smoothed = engine.admm_tv(noisy, geometry, grid, alpha=alpha, beta=beta).volume[brain]
+    filtered = engine.fdk(noisy, geometry, grid).volume[brain]
+    assert smoothed.std() <= 0.5 * filtered.std()
+    assert abs(smoothed.mean() - 1.02) <= 0.01

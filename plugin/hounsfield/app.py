@@ -19,7 +19,7 @@ from hounsfield import health, orthanc_http
 from hounsfield.audit import routes as audit_routes
 from hounsfield.audit import trail as audit_trail
 from hounsfield.audit.access import AccessRecorder
-from hounsfield.audit.trail import AuditTrail
+from hounsfield.audit.trail import AuditEntry, AuditTrail
 from hounsfield.auth import routes as auth_routes
 from hounsfield.auth import store as auth_store
 from hounsfield.auth import user_routes
@@ -36,7 +36,7 @@ from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
 from hounsfield.events.stability import StabilityTracker
 from hounsfield.events.types import Event, EventRecord
-from hounsfield.extensions import Registry, load_extensions
+from hounsfield.extensions import Refusal, Registry, load_extensions
 from hounsfield.jobs import queue as job_queue
 from hounsfield.jobs import routes as job_routes
 from hounsfield.jobs.model import Job
@@ -191,6 +191,33 @@ class Application:
         return self.gate.check(
             request.method, request.path, request.headers, request.query, request.ip
         )
+
+    def admit(self, dicom: bytes, *, sender: str, over_http: bool) -> Refusal | None:
+        """Run the extensions' checks on an object about to be stored; a refusal is audited.
+
+        For an HTTP upload the gate's decision on this thread names the user and address;
+        a DICOM association is named by ``sender`` (its calling AE title).
+        """
+        for check in self.registry.instance_checks:
+            refusal = check(dicom)
+            if refusal is None:
+                continue
+            last = self._gate_decisions.get(threading.get_ident()) if over_http else None
+            principal = last[3].principal if last is not None else None
+            log.warning("refused an incoming object from %s: %s", sender, refusal.reason)
+            self.audit.append(
+                AuditEntry(
+                    action="instance.store",
+                    outcome="refused",
+                    username=principal.username if principal else sender,
+                    role=principal.role.value if principal else None,
+                    ip=last[2] if last is not None else None,
+                    study_uid=refusal.study_uid,
+                    detail={"reason": refusal.reason, "sender": sender},
+                )
+            )
+            return refusal
+        return None
 
     def on_change(self, event: Event, resource_id: str) -> None:
         if self.events.wants(Event.STUDY_STABLE):  # keep stable studies durable over restarts

@@ -23,12 +23,21 @@ from hounsfield.web.pages import page_file
 log = logging.getLogger(__name__)
 
 HTTP_METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}  # OrthancPluginHttpMethod
+DIMSE_CANNOT_UNDERSTAND = 0xC000  # C-STORE failure status (PS3.4 B.2.3)
 
 CHANGE_EVENTS = {
     orthanc.ChangeType.STABLE_STUDY: Event.STUDY_STABLE,
     orthanc.ChangeType.NEW_SERIES: Event.SERIES_NEW,
     orthanc.ChangeType.STABLE_SERIES: Event.SERIES_STABLE,
     orthanc.ChangeType.NEW_INSTANCE: Event.INSTANCE_NEW,
+}
+
+
+ORIGINS = {
+    orthanc.InstanceOrigin.REST_API: "REST API",
+    orthanc.InstanceOrigin.PLUGIN: "plugin",
+    orthanc.InstanceOrigin.LUA: "Lua",
+    orthanc.InstanceOrigin.WEB_DAV: "WebDAV",
 }
 
 
@@ -137,6 +146,35 @@ def install(worker_python: str) -> Application:
             log.exception("the gate failed on %s; refusing", uri)
             return False
 
+    def on_cstore(received: Any) -> int:
+        """A refused C-STORE answers the modality a failure status, so it knows."""
+        try:
+            refusal = app.admit(
+                received.GetInstanceData(),
+                sender=f"AE {received.GetInstanceRemoteAet()}",
+                over_http=False,
+            )
+        except Exception:
+            log.exception("checking an incoming C-STORE failed; accepting it")
+            return 0
+        return 0 if refusal is None else DIMSE_CANNOT_UNDERSTAND
+
+    def on_received(dicom: bytes, origin: int) -> tuple[int, None]:
+        """Other roads (REST, STOW-RS, plugins): a refused object is discarded, and Orthanc
+        answers the upload with Status "FilteredOut" (1.10 lets a plugin say no more)."""
+        keep = (orthanc.ReceivedInstanceAction.KEEP_AS_IS, None)
+        if origin == orthanc.InstanceOrigin.DICOM_PROTOCOL:
+            return keep  # judged by on_cstore, which can answer a status
+        try:
+            refusal = app.admit(dicom, sender=ORIGINS.get(origin, "unknown"), over_http=True)
+        except Exception:
+            log.exception("checking an incoming object failed; accepting it")
+            return keep
+        return keep if refusal is None else (orthanc.ReceivedInstanceAction.DISCARD, None)
+
+    if app.registry.instance_checks:
+        orthanc.RegisterIncomingCStoreInstanceFilter(on_cstore)
+        orthanc.RegisterReceivedInstanceCallback(on_received)
     orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
     orthanc.RegisterRestCallback("/api/.*", on_rest)
     orthanc.RegisterRestCallback("/login(/.*)?", on_rest)

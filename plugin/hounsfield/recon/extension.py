@@ -12,6 +12,7 @@ from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
 from hounsfield.orthanc_api import OrthancApi
 from hounsfield.recon import jobs
+from hounsfield.recon.admission import projection_refusal
 from hounsfield.recon.dicom import encode
 from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
@@ -127,5 +128,7 @@ def register(registry: Registry) -> None:
             functools.partial(queue_reconstructions, rules=rules),
             name="recon.queue_on_stable",
         )
+    if rules.refuse_unusable:
+        registry.check_incoming(functools.partial(projection_refusal, rules=rules))
     registry.on_worker_start(lambda: importlib.import_module("hounsfield.recon.engine"))
     registry.routes(routes)

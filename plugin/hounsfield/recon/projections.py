@@ -74,6 +74,16 @@ def coarsen(
 
 def read_acquisition(ds: Dataset) -> Acquisition:
     """Geometry and counts of a multi-frame projection object; ProjectionError if unusable."""
+    geometry, i0 = read_geometry(ds)
+    frames = len(geometry.angles)
+    return Acquisition(ds.pixel_array.reshape(frames, ds.Rows, ds.Columns), geometry, i0)
+
+
+def read_geometry(ds: Dataset) -> tuple[CircularGeometry, float]:
+    """Geometry and I0 from the header, without decoding a pixel; ProjectionError if unusable.
+
+    Cheap enough to judge an object as it arrives, before Orthanc stores it.
+    """
     missing = [
         name
         for name in (
@@ -91,7 +101,7 @@ def read_acquisition(ds: Dataset) -> Acquisition:
     if int(ds.get("BitsAllocated", 0)) != 16:
         raise ProjectionError(f"projections must be 16-bit, found {ds.get('BitsAllocated')} bits")
     frames = int(ds.get("NumberOfFrames", 1))
-    pixels = ds.pixel_array.reshape(frames, ds.Rows, ds.Columns)
+    _check_pixel_data_length(ds, frames)
     angles = _frame_angles(ds, frames)
     row_spacing, column_spacing = (
         float(v) for v in ds.get("ImagerPixelSpacing") or ds.DetectorElementSpacing
@@ -112,7 +122,21 @@ def read_acquisition(ds: Dataset) -> Acquisition:
         )
     except GeometryError as error:
         raise ProjectionError(str(error)) from error
-    return Acquisition(pixels, geometry, i0)
+    return geometry, i0
+
+
+def _check_pixel_data_length(ds: Dataset, frames: int) -> None:
+    """Native (uncompressed) pixel data must hold every frame: a cut transfer shows here."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is not None and syntax.is_compressed:
+        return  # encapsulated: the frames are counted when decoded
+    expected = frames * int(ds.Rows) * int(ds.Columns) * 2
+    if len(ds.PixelData) < expected:
+        raise ProjectionError(
+            f"pixel data holds {len(ds.PixelData)} bytes, {frames} frames of "
+            f"{ds.Columns}x{ds.Rows} need {expected}"
+        )
 
 
 def _frame_angles(ds: Dataset, frames: int) -> tuple[float, ...]:

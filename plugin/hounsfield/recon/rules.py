@@ -1,11 +1,12 @@
 """Which series are projections to reconstruct: the ``HounsfieldRecon`` configuration section.
 
     "HounsfieldRecon": {"Automatic": true, "Modalities": ["XA", "RF", "DX", "CR"],
-                        "MinimumFrames": 2}
+                        "MinimumFrames": 2, "RefuseUnusable": true}
 
 (or ``ORTHANC__HOUNSFIELD_RECON__MODALITIES='["XA"]'`` ...). A series qualifies when its
 modality is listed, it has at least MinimumFrames frames and carries rotational geometry
-(DistanceSourceToDetector and PositionerPrimaryAngleIncrement).
+(DistanceSourceToDetector and PositionerPrimaryAngleIncrement). RefuseUnusable: such an
+object whose geometry cannot be used is refused as it arrives (C-STORE failure status).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class DetectionRules(BaseModel):
     automatic: bool = True
     modalities: frozenset[str] = frozenset({"XA", "RF", "DX", "CR"})
     minimum_frames: int = Field(2, ge=2, le=100_000)
+    refuse_unusable: bool = True
 
     @classmethod
     def from_configuration(cls, configuration: Mapping[str, Any]) -> DetectionRules:

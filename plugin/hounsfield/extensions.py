@@ -51,6 +51,8 @@ class Registry:
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
     instance_checks: list[InstanceCheck] = field(default_factory=list)
+    # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
+    internal_job_kinds: set[str] = field(default_factory=set)
     # Orthanc's configuration, where an extension reads its own section (empty in workers).
     configuration: Mapping[str, Any] = field(default_factory=dict)
 
@@ -70,11 +72,17 @@ class Registry:
         """
         self.instance_checks.append(check)
 
-    def job_kind(self, kind: str, handler: JobHandler) -> None:
-        """Run ``handler`` in a worker for each job of ``kind``; its return value is the result."""
+    def job_kind(self, kind: str, handler: JobHandler, *, internal: bool = False) -> None:
+        """Run ``handler`` in a worker for each job of ``kind``; its return value is the result.
+
+        ``internal`` kinds cannot be submitted through ``POST /api/jobs``: only the
+        extension's own routes and hooks queue them.
+        """
         if kind in self.job_kinds:
             raise ExtensionError(f"job kind {kind!r} is registered twice")
         self.job_kinds[kind] = handler
+        if internal:
+            self.internal_job_kinds.add(kind)
 
     def on(self, event: Event, handler: EventHandler, *, name: str | None = None) -> None:
         """Call ``handler`` once for each ``event``; ``name`` must stay stable across versions."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,14 +69,29 @@ def upload(
     return orthanc.post("/api/acquisitions", data=body, headers={"Content-Type": mixed})
 
 
+def spooled(orthanc: OrthancServer) -> list[Path]:
+    folder = orthanc.workdir / "data" / "hounsfield" / "spool"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def archived(orthanc: OrthancServer, response) -> dict:
+    """The checked upload's job, once a worker has archived the projections."""
+    assert response.status_code == 202, response.text
+    job = orthanc.wait_job(response.json()["id"], timeout=120)
+    assert job["state"] == "succeeded", job
+    return job["result"]
+
+
 def test_a_multi_page_tiff_is_archived_and_reconstructed(orthanc: OrthancServer) -> None:
     response = upload(orthanc, [tiff(counts())])
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["projections"] == 60 and body["detector"] == [48, 32]
-    series = orthanc.get(f"/series/{body['series']}").json()
+    assert response.json()["projections"] == 60 and response.json()["detector"] == [48, 32]
+    result = archived(orthanc, response)
+    series = orthanc.get(f"/series/{result['series']}").json()
     assert series["MainDicomTags"]["Modality"] == "XA"
-    assert reconstruction_of(orthanc, body["series"])["state"] == "succeeded"
+    frames = orthanc.get(f"/instances/{result['instance']}/simplified-tags").json()
+    assert frames["NumberOfFrames"] == "60"
+    assert spooled(orthanc) == []
+    assert reconstruction_of(orthanc, result["series"])["state"] == "succeeded"
 
 
 def test_a_stack_with_rtk_geometry(orthanc: OrthancServer) -> None:
@@ -87,8 +103,8 @@ def test_a_stack_with_rtk_geometry(orthanc: OrthancServer) -> None:
         if key not in ("source_to_isocenter_mm", "source_to_detector_mm", "arc_degrees")
     }
     response = upload(orthanc, [tiff(frame) for frame in frames], geometry, rtk_xml(angles))
-    assert response.status_code == 201, response.text
     assert response.json()["shortScan"] is True
+    assert archived(orthanc, response)["projections"] == 40
 
 
 @pytest.mark.parametrize(
@@ -130,10 +146,13 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(
     orthanc: OrthancServer, files, geometry, xml, message
 ) -> None:
     before = orthanc.get("/statistics").json()["CountInstances"]
+    jobs_before = orthanc.get("/api/jobs").json()["total"]
     response = upload(orthanc, files(), geometry, xml)
     assert response.status_code == 400, response.text
     assert message in response.json()["error"] + json.dumps(response.json().get("details", ""))
     assert orthanc.get("/statistics").json()["CountInstances"] == before
+    assert orthanc.get("/api/jobs").json()["total"] == jobs_before
+    assert spooled(orthanc) == []
 
 
 def test_uploads_must_be_multipart(orthanc: OrthancServer) -> None:
@@ -141,3 +160,30 @@ def test_uploads_must_be_multipart(orthanc: OrthancServer) -> None:
         "/api/acquisitions", data=tiff(counts()), headers={"Content-Type": "image/tiff"}
     )
     assert response.status_code == 415
+
+
+def test_pixels_that_fail_to_decode_fail_the_job_and_leave_nothing(
+    orthanc: OrthancServer,
+) -> None:
+    """Headers pass the synchronous check; the damage shows only when the worker decodes."""
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, counts(), photometric="minisblack", compression="zlib")
+    content = bytearray(buffer.getvalue())
+    with tifffile.TiffFile(io.BytesIO(bytes(content))) as parsed:
+        start = parsed.pages[0].dataoffsets[0]
+    content[start : start + 64] = b"\xff" * 64  # same length, undecodable deflate stream
+    before = orthanc.get("/statistics").json()["CountInstances"]
+    response = upload(orthanc, [bytes(content)])
+    assert response.status_code == 202, response.text
+    job = orthanc.wait_job(response.json()["id"], timeout=120)
+    assert job["state"] == "failed"
+    assert "TIFF file 1 is truncated or unreadable" in job["error"]
+    assert orthanc.get("/statistics").json()["CountInstances"] == before
+    assert spooled(orthanc) == []
+
+
+def test_archiving_jobs_cannot_be_submitted_by_hand(orthanc: OrthancServer) -> None:
+    """Their parameter is a folder the worker reads and removes: only the route queues them."""
+    response = orthanc.post("/api/jobs", json={"kind": "recon.archive", "params": {"spool": "/"}})
+    assert response.status_code == 400
+    assert "recon.archive" not in response.json()["known"]

@@ -60,7 +60,8 @@ def list_jobs(request: Request) -> dict[str, Any]:
 @routes.post("/api/jobs")
 def submit_job(request: Request) -> Response:
     submission = request.parse(JobSubmission)
-    known = request.app.registry.job_kinds
+    registry = request.app.registry
+    known = set(registry.job_kinds) - registry.internal_job_kinds
     if submission.kind not in known:
         raise HttpError(400, f"unknown job kind {submission.kind!r}", known=sorted(known))
     job = request.app.submit(submission.kind, submission.params, priority=submission.priority)

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import functools
 import importlib
-import uuid
 from typing import Any
 
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
 from hounsfield.orthanc_api import OrthancApi
-from hounsfield.recon import jobs
+from hounsfield.recon import jobs, spool
 from hounsfield.recon.admission import projection_refusal
-from hounsfield.recon.dicom import encode
 from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
-from hounsfield.recon.projections import ProjectionError, build_projection_dataset
+from hounsfield.recon.projections import ProjectionError
 from hounsfield.recon.rules import DetectionRules
-from hounsfield.recon.upload import GeometryParameters, acquisition_geometry, read_projections
+from hounsfield.recon.upload import (
+    GeometryParameters,
+    acquisition_geometry,
+    inspect_projections,
+)
 from hounsfield.web import HttpError, Request, Response, RouteTable
 from hounsfield.web.http import validated
 
 routes = RouteTable()
+SPOOL_FOLDER = "spool"
 
 
 def is_projection_series(orthanc: OrthancApi, series_id: str, rules: DetectionRules) -> bool:
@@ -54,44 +57,37 @@ def simulate_acquisition(request: Request) -> Response:
 @routes.post("/api/acquisitions")
 def upload_acquisition(request: Request) -> Response:
     """16-bit TIFF projections (``projections``, one multi-page file or one per projection)
-    with ``geometry`` (JSON parameters) and optionally ``rtk_geometry`` (RTK's XML)."""
+    with ``geometry`` (JSON parameters) and optionally ``rtk_geometry`` (RTK's XML).
+
+    Checked here from the TIFF headers and the geometry (400 naming the problem, nothing
+    kept); decoded and archived as a DICOM projection series by a worker (202, a job).
+    """
     fields = request.multipart()
     if "geometry" not in fields or "projections" not in fields:
         raise HttpError(400, "send a 'geometry' JSON part and 'projections' TIFF part(s)")
     parameters = validated(GeometryParameters, fields["geometry"][0])
+    rtk_geometry = (fields.get("rtk_geometry") or [None])[0]
     try:
-        counts = read_projections(fields["projections"])
-        geometry = acquisition_geometry(
-            parameters, counts, (fields.get("rtk_geometry") or [None])[0]
-        )
+        shape = inspect_projections(fields["projections"])
+        geometry = acquisition_geometry(parameters, shape, rtk_geometry)
     except ProjectionError as error:
         raise HttpError(400, str(error)) from error
-    study = {
-        "PatientID": parameters.patient_id,
-        "PatientName": parameters.patient_name,
-        "StudyDescription": parameters.study_description,
-        "StudyInstanceUID": parameters.study_instance_uid or "",
-    }
-    dataset = build_projection_dataset(
-        counts,
-        geometry,
-        parameters.i0,
-        study,
-        series_description="CBCT projections (uploaded)",
-        uid_seed=uuid.uuid4().hex,
+    directory = spool.spool(
+        request.app.settings.data_directory / SPOOL_FOLDER,
+        spool.SpooledUpload(
+            fields["projections"], parameters.model_dump_json().encode(), rtk_geometry
+        ),
     )
-    stored = request.app.orthanc.store(encode(dataset))
+    job = request.app.submit("recon.archive", {"spool": str(directory)})
     return Response.json(
         {
-            "study": stored["ParentStudy"],
-            "series": stored["ParentSeries"],
-            "instance": stored["ID"],
-            "projections": int(counts.shape[0]),
+            **job.to_json(),
+            "projections": shape[0],
             "detector": list(geometry.detector_size),
             "shortScan": geometry.short_scan,
         },
-        status=201,
-        Location=f"/series/{stored['ParentSeries']}",
+        status=202,
+        Location=f"/api/jobs/{job.id}",
     )
 
 
@@ -121,6 +117,7 @@ def get_reconstruction(request: Request) -> dict[str, Any]:
 def register(registry: Registry) -> None:
     registry.job_kind("recon.simulate", jobs.simulate)
     registry.job_kind("recon.fdk", jobs.reconstruct)
+    registry.job_kind("recon.archive", jobs.archive_upload, internal=True)
     rules = DetectionRules.from_configuration(registry.configuration)
     if rules.automatic:
         registry.on(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from hounsfield.jobs.context import JobContext
+from hounsfield.recon import spool
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices, to_hounsfield
 from hounsfield.recon.dicom import STUDY_ATTRIBUTES, encode
 from hounsfield.recon.geometry import CircularGeometry, VolumeGrid
@@ -22,11 +25,14 @@ from hounsfield.recon.params import (
     tv_penalties,
 )
 from hounsfield.recon.projections import (
+    ProjectionError,
     build_projection_dataset,
     coarsen,
+    projection_instance_uid,
     read_acquisition,
 )
 from hounsfield.recon.qc import quality_figures
+from hounsfield.recon.upload import GeometryParameters, acquisition_geometry, read_projections
 
 OUTPUT_SERIES_NUMBER = 200
 SART_ITERATIONS = 5
@@ -87,6 +93,67 @@ def simulate(job: JobContext) -> dict[str, Any]:
         "phantomRadiusMm": radius,
         "studyInstanceUid": dataset.StudyInstanceUID,
     }
+
+
+def archive_upload(job: JobContext) -> dict[str, Any]:
+    """Decode a spooled TIFF upload and store it as a DICOM projection series.
+
+    UIDs derive from the job, so a retry after a crash stores the same object again
+    (Orthanc keeps one); the spool goes once the object is in Orthanc.
+    """
+    directory = Path(job.params["spool"])
+    uid_seed = f"upload:{job.job.id}"
+    try:
+        upload = spool.read(directory)
+    except FileNotFoundError:
+        return _already_archived(job, uid_seed)
+    parameters = GeometryParameters.model_validate_json(upload.geometry_json)
+    job.progress(10, "decoding projections")
+    try:
+        counts = read_projections(upload.projections)
+        geometry = acquisition_geometry(parameters, counts.shape, upload.rtk_geometry)
+    except ProjectionError:
+        spool.discard(directory)  # it will not get better on a retry
+        raise
+    study = {
+        "PatientID": parameters.patient_id,
+        "PatientName": parameters.patient_name,
+        "StudyDescription": parameters.study_description,
+        "StudyInstanceUID": parameters.study_instance_uid or "",
+    }
+    dataset = build_projection_dataset(
+        counts,
+        geometry,
+        parameters.i0,
+        study,
+        series_description="CBCT projections (uploaded)",
+        uid_seed=uid_seed,
+    )
+    job.progress(60, "storing the projections")
+    stored = job.orthanc.store(encode(dataset))
+    spool.discard(directory)
+    return {
+        "study": stored["ParentStudy"],
+        "series": stored["ParentSeries"],
+        "instance": stored["ID"],
+        "projections": int(counts.shape[0]),
+        "detector": list(geometry.detector_size),
+        "shortScan": geometry.short_scan,
+    }
+
+
+def _already_archived(job: JobContext, uid_seed: str) -> dict[str, Any]:
+    """A retry after the object was stored and its spool removed: answer from Orthanc."""
+    sop_instance_uid = projection_instance_uid(uid_seed)
+    found = json.loads(
+        job.orthanc.request("POST", "/tools/lookup", sop_instance_uid.encode(), "text/plain")
+    )
+    instance = next((item["ID"] for item in found if item["Type"] == "Instance"), None)
+    if instance is None:
+        raise ProjectionError(f"upload {job.params['spool']} is no longer spooled")
+    stored = job.orthanc.get_json(f"/instances/{instance}")
+    series = job.orthanc.get_json(f"/series/{stored['ParentSeries']}")
+    return {"study": series["ParentStudy"], "series": stored["ParentSeries"], "instance": instance}
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,11 @@ def _has_private(ds: Dataset) -> bool:
     return True
 
 
+def projection_instance_uid(uid_seed: str) -> str:
+    """The SOPInstanceUID ``build_projection_dataset`` gives the object made from ``uid_seed``."""
+    return generate_uid(entropy_srcs=[uid_seed, "sop"])
+
+
 def build_projection_dataset(
     intensities: np.ndarray,
     geometry: CircularGeometry,
@@ -177,7 +182,7 @@ def build_projection_dataset(
     frames, rows, columns = intensities.shape
     if (columns, rows) != geometry.detector_size or frames != len(geometry.angles):
         raise ProjectionError("projection array does not match the geometry")
-    ds = new_instance(XA_STORAGE, generate_uid(entropy_srcs=[uid_seed, "sop"]), study)
+    ds = new_instance(XA_STORAGE, projection_instance_uid(uid_seed), study)
     if not ds.StudyInstanceUID:
         ds.StudyInstanceUID = generate_uid(entropy_srcs=[uid_seed, "study"])
     ds.Modality = "XA"

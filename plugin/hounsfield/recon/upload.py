@@ -1,8 +1,9 @@
 """Acquisitions uploaded by hand: 16-bit TIFF projections plus their geometry.
 
 The geometry comes as RTK's geometry XML or as plain parameters; the projections as
-one multi-page TIFF or one TIFF per projection, in acquisition order. Everything is
-checked before anything is stored, and each refusal names the problem.
+one multi-page TIFF or one TIFF per projection, in acquisition order. Geometry and TIFF
+headers are checked while the client waits (each refusal names the problem); decoding
+and archiving run in a worker (see ``jobs.archive_upload``).
 """
 
 from __future__ import annotations
@@ -60,44 +61,64 @@ class _Complaints(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _read_tiff(content: bytes) -> list[np.ndarray]:
+def _tiff_pages(content: bytes, number: int, *, decode: bool) -> list[Any]:
+    """Each page's shape (its pixels when ``decode``); ProjectionError when unusable.
+
+    Headers alone tell the size, the pixel type and where each page's data lies, so a
+    cut or 8-bit file is refused without decoding anything.
+    """
     complaints = _Complaints()
     tiff_log = logging.getLogger("tifffile")
     tiff_log.addHandler(complaints)
     try:
         with tifffile.TiffFile(io.BytesIO(content)) as tiff:
-            pages = [page.asarray() for page in tiff.pages]
-            ends = [page.dataoffsets[-1] + page.databytecounts[-1] for page in tiff.pages]
+            pages = list(tiff.pages)
+            ends = [page.dataoffsets[-1] + page.databytecounts[-1] for page in pages]
+            for page in pages:
+                if page.dtype != np.uint16:
+                    raise ProjectionError(
+                        f"TIFF file {number} holds {page.dtype} pixels; 16-bit unsigned are needed"
+                    )
+                if page.ndim != 2:
+                    raise ProjectionError(f"TIFF file {number} is not a grey-level image")
+            if complaints.messages or any(end > len(content) for end in ends):
+                raise ValueError("; ".join(complaints.messages) or "data past the end of file")
+            return [page.asarray() if decode else page.shape for page in pages]
+    except ProjectionError:
+        raise
+    except Exception as error:
+        raise ProjectionError(f"TIFF file {number} is truncated or unreadable: {error}") from error
     finally:
         tiff_log.removeHandler(complaints)
-    if complaints.messages or any(end > len(content) for end in ends):
-        raise ValueError("; ".join(complaints.messages) or "pixel data past the end of file")
-    return pages
+
+
+def _same_size(shapes: list[tuple[int, ...]]) -> tuple[int, int]:
+    if not shapes:
+        raise ProjectionError("no projection was uploaded")
+    if len(set(shapes)) > 1:
+        raise ProjectionError(f"projections differ in size: {sorted(set(shapes))}")
+    rows, columns = shapes[0]
+    return rows, columns
+
+
+def inspect_projections(files: list[bytes]) -> tuple[int, int, int]:
+    """(projections, rows, columns) of one multi-page TIFF or one TIFF each, from headers."""
+    shapes = [
+        tuple(shape)
+        for number, content in enumerate(files, start=1)
+        for shape in _tiff_pages(content, number, decode=False)
+    ]
+    return (len(shapes), *_same_size(shapes))
 
 
 def read_projections(files: list[bytes]) -> np.ndarray:
     """(projection, row, column) uint16 from one multi-page TIFF or one TIFF each."""
-    frames: list[np.ndarray] = []
-    for number, content in enumerate(files, start=1):
-        try:
-            pages = _read_tiff(content)
-        except Exception as error:
-            raise ProjectionError(
-                f"TIFF file {number} is truncated or unreadable: {error}"
-            ) from error
-        for page in pages:
-            if page.dtype != np.uint16:
-                raise ProjectionError(
-                    f"TIFF file {number} holds {page.dtype} pixels; 16-bit unsigned are needed"
-                )
-            if page.ndim != 2:
-                raise ProjectionError(f"TIFF file {number} is not a grey-level image")
-            frames.append(page)
-    if not frames:
-        raise ProjectionError("no projection was uploaded")
-    shapes = {frame.shape for frame in frames}
-    if len(shapes) > 1:
-        raise ProjectionError(f"projections differ in size: {sorted(shapes)}")
+    frames = [
+        frame
+        for number, content in enumerate(files, start=1)
+        for frame in _tiff_pages(content, number, decode=True)
+    ]
+    _same_size([frame.shape for frame in frames])
     return np.stack(frames)
 
 
@@ -143,9 +164,10 @@ def parse_rtk_geometry(xml: bytes) -> dict[str, Any]:
 
 
 def acquisition_geometry(
-    parameters: GeometryParameters, projections: np.ndarray, rtk_xml: bytes | None
+    parameters: GeometryParameters, shape: tuple[int, int, int], rtk_xml: bytes | None
 ) -> CircularGeometry:
-    count, rows, columns = projections.shape
+    """The orbit of ``shape`` = (projections, rows, columns); ProjectionError if unusable."""
+    count, rows, columns = shape
     if rtk_xml is not None:
         described = parse_rtk_geometry(rtk_xml)
     else:

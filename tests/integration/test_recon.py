@@ -82,6 +82,7 @@ def test_projections_sent_with_storescu_are_reconstructed(
     result = reconstruction_of(orthanc, series_id)
     assert result["state"] == "succeeded", result
     assert result["result"]["shortScan"] is True
+    assert result["result"]["device"] == engine.fdk_device()  # the same machine decides alike
     study_id = orthanc.get(f"/series/{series_id}").json()["ParentStudy"]
     check_ct_series(orthanc, study_id, result["result"], tmp_path)
 

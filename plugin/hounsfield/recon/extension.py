@@ -114,6 +114,11 @@ def get_reconstruction(request: Request) -> dict[str, Any]:
     return job.to_json()
 
 
+def warm_up() -> None:
+    """In each worker as it starts: load RTK and choose FDK's device, before any job waits."""
+    importlib.import_module("hounsfield.recon.engine").fdk_device()
+
+
 def register(registry: Registry) -> None:
     registry.job_kind("recon.simulate", jobs.simulate)
     registry.job_kind("recon.fdk", jobs.reconstruct)
@@ -127,5 +132,5 @@ def register(registry: Registry) -> None:
         )
     if rules.refuse_unusable:
         registry.check_incoming(functools.partial(projection_refusal, rules=rules))
-    registry.on_worker_start(lambda: importlib.import_module("hounsfield.recon.engine"))
+    registry.on_worker_start(warm_up)
     registry.routes(routes)

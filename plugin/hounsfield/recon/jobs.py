@@ -284,5 +284,6 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
         "preview": request.preview,
         "shortScan": result.short_scan,
         "reconstructionSeconds": round(result.seconds, 3),
+        "device": result.device,
         "qc": quality_figures(hounsfield),
     }

@@ -93,3 +93,19 @@ def test_admm_tv_smooths_low_dose_noise_without_bias(angles: np.ndarray) -> None
     filtered = engine.fdk(noisy, geometry, grid).volume[brain]
     assert smoothed.std() <= 0.5 * filtered.std()
     assert abs(smoothed.mean() - 1.02) <= 0.01
+
+
+@pytest.mark.skipif(
+    engine.fdk_device() != "cuda", reason="FDK on the GPU: RTK's CUDA build and a GPU needed"
+)
+@pytest.mark.parametrize(
+    "angles", [np.linspace(0, 360, 120, endpoint=False), np.linspace(0, 220, 80)]
+)
+def test_fdk_on_the_gpu_reproduces_the_cpu(angles: np.ndarray) -> None:
+    geometry = CircularGeometry(500.0, 800.0, tuple(angles), (1.0, 1.0), (96, 80))
+    grid = geometry.default_volume(64)
+    line_integrals = engine.shepp_logan_projections(geometry, RADIUS_MM)
+    gpu = engine.fdk(line_integrals, geometry, grid, device="cuda")
+    cpu = engine.fdk(line_integrals, geometry, grid, device="cpu")
+    assert gpu.device == "cuda" and cpu.device == "cpu"
+    assert np.abs(gpu.volume - cpu.volume).max() <= 0.01 * np.ptp(cpu.volume)

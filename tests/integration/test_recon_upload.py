@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from urllib3 import encode_multipart_formdata
 
-from tests.support.recon import reconstruction_of
+from tests.support.recon import reconstruction_of, upload_acquisition
 from tests.support.server import OrthancServer
 
 GEOMETRY = {
@@ -55,18 +54,7 @@ def upload(
     geometry: dict | str | None = GEOMETRY,
     xml: bytes | None = None,
 ):
-    """A multipart/mixed body whose parts are named as in a form."""
-    fields: list[tuple[str, tuple[str, bytes | str, str]]] = [
-        ("projections", (f"p{n}.tif", content, "image/tiff")) for n, content in enumerate(files)
-    ]
-    if geometry is not None:
-        text = geometry if isinstance(geometry, str) else json.dumps(geometry)
-        fields.append(("geometry", ("geometry.json", text, "application/json")))
-    if xml is not None:
-        fields.append(("rtk_geometry", ("geometry.xml", xml, "application/xml")))
-    body, content_type = encode_multipart_formdata(fields)
-    mixed = content_type.replace("multipart/form-data", "multipart/mixed")
-    return orthanc.post("/api/acquisitions", data=body, headers={"Content-Type": mixed})
+    return upload_acquisition(orthanc, files, geometry, xml)
 
 
 def spooled(orthanc: OrthancServer) -> list[Path]:

@@ -1,8 +1,37 @@
-"""Following reconstruction jobs from tests."""
+"""Uploading acquisitions and following reconstruction jobs, for tests and benchmarks."""
 
 from __future__ import annotations
 
+import json
+
+import requests
+from urllib3 import encode_multipart_formdata
+
 from tests.support.server import OrthancServer, wait_for
+
+
+def upload_acquisition(
+    orthanc: OrthancServer,
+    files: list[bytes],
+    geometry: dict | str | None,
+    xml: bytes | None = None,
+    *,
+    timeout: float = 10,
+) -> requests.Response:
+    """POST /api/acquisitions: a multipart/mixed body whose parts are named as in a form."""
+    fields: list[tuple[str, tuple[str, bytes | str, str]]] = [
+        ("projections", (f"p{n}.tif", content, "image/tiff")) for n, content in enumerate(files)
+    ]
+    if geometry is not None:
+        text = geometry if isinstance(geometry, str) else json.dumps(geometry)
+        fields.append(("geometry", ("geometry.json", text, "application/json")))
+    if xml is not None:
+        fields.append(("rtk_geometry", ("geometry.xml", xml, "application/xml")))
+    body, content_type = encode_multipart_formdata(fields)
+    mixed = content_type.replace("multipart/form-data", "multipart/mixed")
+    return orthanc.post(
+        "/api/acquisitions", data=body, headers={"Content-Type": mixed}, timeout=timeout
+    )
 
 
 def reconstruction_of(orthanc: OrthancServer, series_id: str, timeout: float = 120) -> dict:

@@ -126,8 +126,8 @@ class OrthancServer:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.http.get(self.url(path), timeout=10, **kwargs)
 
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.http.post(self.url(path), timeout=10, **kwargs)
+    def post(self, path: str, *, timeout: float = 10, **kwargs: Any) -> requests.Response:
+        return self.http.post(self.url(path), timeout=timeout, **kwargs)
 
     def submit(self, kind: str, **params: Any) -> dict[str, Any]:
         response = self.post("/api/jobs", json={"kind": kind, "params": params})

@@ -22,6 +22,8 @@ from hounsfield.recon.rules import DetectionRules
 # (this keeps the check at microseconds for the CT slices that make most of the traffic).
 ANGLE_INCREMENT_TAG_BYTES = (b"\x18\x00\x21\x15", b"\x00\x18\x15\x21")
 
+DEFER_BYTES = 64 * 1024
+
 SELECTING_TAGS = [
     "Modality",
     "NumberOfFrames",
@@ -45,9 +47,23 @@ def projection_refusal(dicom: bytes, rules: DetectionRules) -> Refusal | None:
     if not rules.matches(tags):
         return None
     try:
-        read_geometry(pydicom.dcmread(io.BytesIO(dicom)))
+        # Values over 64 kB (the pixels) stay unread: their lengths are all the check needs.
+        dataset = pydicom.dcmread(io.BytesIO(dicom), defer_size=DEFER_BYTES)
+        _check_complete(dataset, len(dicom))
+        read_geometry(dataset)
     except ProjectionError as error:
         return Refusal(f"unusable projection series: {error}", tags.get("StudyInstanceUID"))
     except Exception as error:  # a header pydicom cannot make sense of
         return Refusal(f"unreadable projection object: {error}", tags.get("StudyInstanceUID"))
     return None
+
+
+def _check_complete(dataset: pydicom.Dataset, size: int) -> None:
+    """A deferred value must lie inside the file: a transfer cut short ends inside it."""
+    element = dataset.get_item("PixelData")
+    if element is not None and element.value is None and element.length != 0xFFFFFFFF:
+        present = size - element.value_tell
+        if present < element.length:
+            raise ProjectionError(
+                f"the object ends inside its pixel data ({present} of {element.length} bytes)"
+            )

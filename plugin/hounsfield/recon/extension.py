@@ -65,20 +65,22 @@ def upload_acquisition(request: Request) -> Response:
     fields = request.multipart()
     if "geometry" not in fields or "projections" not in fields:
         raise HttpError(400, "send a 'geometry' JSON part and 'projections' TIFF part(s)")
-    parameters = validated(GeometryParameters, fields["geometry"][0])
-    rtk_geometry = (fields.get("rtk_geometry") or [None])[0]
+    parameters = validated(GeometryParameters, bytes(fields["geometry"][0]))
+    rtk_geometry = bytes(fields["rtk_geometry"][0]) if "rtk_geometry" in fields else None
+    # Spooled first: the TIFF headers are read from the files, never copied in memory.
+    upload = spool.spool(
+        request.app.settings.data_directory / SPOOL_FOLDER,
+        fields["projections"],
+        parameters.model_dump_json().encode(),
+        rtk_geometry,
+    )
     try:
-        shape = inspect_projections(fields["projections"])
+        shape = inspect_projections(upload.projections)
         geometry = acquisition_geometry(parameters, shape, rtk_geometry)
     except ProjectionError as error:
+        spool.discard(upload.directory)
         raise HttpError(400, str(error)) from error
-    directory = spool.spool(
-        request.app.settings.data_directory / SPOOL_FOLDER,
-        spool.SpooledUpload(
-            fields["projections"], parameters.model_dump_json().encode(), rtk_geometry
-        ),
-    )
-    job = request.app.submit("recon.archive", {"spool": str(directory)})
+    job = request.app.submit("recon.archive", {"spool": str(upload.directory)})
     return Response.json(
         {
             **job.to_json(),

@@ -132,9 +132,11 @@ def _check_pixel_data_length(ds: Dataset, frames: int) -> None:
     if syntax is not None and syntax.is_compressed:
         return  # encapsulated: the frames are counted when decoded
     expected = frames * int(ds.Rows) * int(ds.Columns) * 2
-    if len(ds.PixelData) < expected:
+    element = ds.get_item("PixelData")  # a deferred (not yet read) value keeps its length
+    held = element.length if element.value is None else len(element.value)
+    if held < expected:
         raise ProjectionError(
-            f"pixel data holds {len(ds.PixelData)} bytes, {frames} frames of "
+            f"pixel data holds {held} bytes, {frames} frames of "
             f"{ds.Columns}x{ds.Rows} need {expected}"
         )
 

@@ -19,33 +19,41 @@ RTK_GEOMETRY_FILE = "geometry.xml"
 
 @dataclass(frozen=True)
 class SpooledUpload:
-    projections: list[bytes]
+    directory: Path
+    projections: list[Path]  # TIFF files, in acquisition order
     geometry_json: bytes
     rtk_geometry: bytes | None
 
 
-def spool(root: Path, upload: SpooledUpload) -> Path:
+def spool(
+    root: Path, projections: list[memoryview], geometry_json: bytes, rtk_geometry: bytes | None
+) -> SpooledUpload:
+    """Write an upload's parts (the writes leave the GIL to Orthanc's other requests)."""
     root.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
     partial = root / f".{name}.partial"
     partial.mkdir()
-    for number, content in enumerate(upload.projections):
-        (partial / f"{PROJECTION_PREFIX}{number:05d}.tif").write_bytes(content)
-    (partial / GEOMETRY_FILE).write_bytes(upload.geometry_json)
-    if upload.rtk_geometry is not None:
-        (partial / RTK_GEOMETRY_FILE).write_bytes(upload.rtk_geometry)
+    try:
+        for number, content in enumerate(projections):
+            with (partial / f"{PROJECTION_PREFIX}{number:05d}.tif").open("wb") as file:
+                file.write(content)
+        (partial / GEOMETRY_FILE).write_bytes(geometry_json)
+        if rtk_geometry is not None:
+            (partial / RTK_GEOMETRY_FILE).write_bytes(rtk_geometry)
+    except OSError:
+        discard(partial)  # a full disk leaves nothing half-written behind
+        raise
     directory = root / name
     partial.rename(directory)
-    return directory
+    return read(directory)
 
 
 def read(directory: Path) -> SpooledUpload:
     """FileNotFoundError when the upload is no longer (or was never) spooled."""
     rtk_file = directory / RTK_GEOMETRY_FILE
     return SpooledUpload(
-        projections=[
-            path.read_bytes() for path in sorted(directory.glob(f"{PROJECTION_PREFIX}*.tif"))
-        ],
+        directory=directory,
+        projections=sorted(directory.glob(f"{PROJECTION_PREFIX}*.tif")),
         geometry_json=(directory / GEOMETRY_FILE).read_bytes(),
         rtk_geometry=rtk_file.read_bytes() if rtk_file.exists() else None,
     )

@@ -8,9 +8,9 @@ and archiving run in a worker (see ``jobs.archive_upload``).
 
 from __future__ import annotations
 
-import io
 import logging
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ class _Complaints(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _tiff_pages(content: bytes, number: int, *, decode: bool) -> list[Any]:
+def _tiff_pages(path: Path, number: int, *, decode: bool) -> list[Any]:
     """Each page's shape (its pixels when ``decode``); ProjectionError when unusable.
 
     Headers alone tell the size, the pixel type and where each page's data lies, so a
@@ -71,7 +71,8 @@ def _tiff_pages(content: bytes, number: int, *, decode: bool) -> list[Any]:
     tiff_log = logging.getLogger("tifffile")
     tiff_log.addHandler(complaints)
     try:
-        with tifffile.TiffFile(io.BytesIO(content)) as tiff:
+        size = path.stat().st_size
+        with tifffile.TiffFile(path) as tiff:
             pages = list(tiff.pages)
             ends = [page.dataoffsets[-1] + page.databytecounts[-1] for page in pages]
             for page in pages:
@@ -81,7 +82,7 @@ def _tiff_pages(content: bytes, number: int, *, decode: bool) -> list[Any]:
                     )
                 if page.ndim != 2:
                     raise ProjectionError(f"TIFF file {number} is not a grey-level image")
-            if complaints.messages or any(end > len(content) for end in ends):
+            if complaints.messages or any(end > size for end in ends):
                 raise ValueError("; ".join(complaints.messages) or "data past the end of file")
             return [page.asarray() if decode else page.shape for page in pages]
     except ProjectionError:
@@ -101,22 +102,22 @@ def _same_size(shapes: list[tuple[int, ...]]) -> tuple[int, int]:
     return rows, columns
 
 
-def inspect_projections(files: list[bytes]) -> tuple[int, int, int]:
+def inspect_projections(files: list[Path]) -> tuple[int, int, int]:
     """(projections, rows, columns) of one multi-page TIFF or one TIFF each, from headers."""
     shapes = [
         tuple(shape)
-        for number, content in enumerate(files, start=1)
-        for shape in _tiff_pages(content, number, decode=False)
+        for number, path in enumerate(files, start=1)
+        for shape in _tiff_pages(path, number, decode=False)
     ]
     return (len(shapes), *_same_size(shapes))
 
 
-def read_projections(files: list[bytes]) -> np.ndarray:
+def read_projections(files: list[Path]) -> np.ndarray:
     """(projection, row, column) uint16 from one multi-page TIFF or one TIFF each."""
     frames = [
         frame
-        for number, content in enumerate(files, start=1)
-        for frame in _tiff_pages(content, number, decode=True)
+        for number, path in enumerate(files, start=1)
+        for frame in _tiff_pages(path, number, decode=True)
     ]
     _same_size([frame.shape for frame in frames])
     return np.stack(frames)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import email.policy
 import json
 from dataclasses import dataclass, field
-from email.parser import BytesParser
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
 
 import pydantic
+
+from hounsfield.web.multipart import MultipartError, split_parts
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -86,7 +86,7 @@ class Request:
         """The JSON body validated against ``model``; 400 listing every invalid field."""
         return validated(model, self.json())
 
-    def multipart(self) -> dict[str, list[bytes]]:
+    def multipart(self) -> dict[str, list[memoryview]]:
         """The parts of a multipart/mixed body by name, in the order sent.
 
         Each part is named by its Content-Disposition ``name``, as in a form. Orthanc's HTTP
@@ -102,17 +102,10 @@ class Request:
                 "send the files as multipart/mixed (multipart/form-data is "
                 "taken by Orthanc itself)",
             )
-        message = BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + self.body
-        )
-        if not message.is_multipart():
-            raise HttpError(400, "malformed multipart body")
-        fields: dict[str, list[bytes]] = {}
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if name:
-                fields.setdefault(name, []).append(part.get_payload(decode=True) or b"")
-        return fields
+        try:
+            return split_parts(self.body, content_type)
+        except MultipartError as error:
+            raise HttpError(400, str(error)) from error
 
     def query_value(self, name: str, parse: type = str, default: Any = None) -> Any:
         """A query-string parameter converted with ``parse``; 400 naming it when it does not fit."""

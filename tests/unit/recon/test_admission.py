@@ -16,9 +16,9 @@ from hounsfield.recon.rules import DetectionRules
 RULES = DetectionRules()
 
 
-def projection_object() -> pydicom.Dataset:
-    geometry = CircularGeometry(500.0, 800.0, tuple(range(0, 360, 10)), (1.0, 1.0), (20, 10))
-    counts = np.full((36, 10, 20), 1000, np.uint16)
+def projection_object(columns: int = 20) -> pydicom.Dataset:
+    geometry = CircularGeometry(500.0, 800.0, tuple(range(0, 360, 10)), (1.0, 1.0), (columns, 10))
+    counts = np.full((36, 10, columns), 1000, np.uint16)
     return build_projection_dataset(
         counts,
         geometry,
@@ -57,6 +57,14 @@ def test_an_unusable_projection_object_is_refused_by_name(damage, message: str) 
     refusal = projection_refusal(file_bytes(ds), RULES)
     assert refusal is not None and message in refusal.reason
     assert refusal.study_uid == "1.2.3.4"
+
+
+@pytest.mark.parametrize("columns", [20, 200], ids=["pixels-read", "pixels-deferred"])
+def test_a_transfer_cut_short_is_refused(columns: int) -> None:
+    whole = file_bytes(projection_object(columns))
+    refusal = projection_refusal(whole[:-1000], RULES)
+    assert refusal is not None
+    assert "ends inside its pixel data" in refusal.reason or "pixel data holds" in refusal.reason
 
 
 def test_objects_the_rules_do_not_select_pass_untouched() -> None:

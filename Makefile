@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON := /usr/bin/python3
 VENV := .venv
 DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv
-TEST_DEBIAN_PACKAGES := chromium
+TEST_DEBIAN_PACKAGES := chromium dicom3tools
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint install system-packages test-system-packages
@@ -27,7 +27,8 @@ install: system-packages $(VENV)/.installed
 system-packages:
 	@$(call apt-install,$(DEBIAN_PACKAGES))
 
-# Pages are tested in Debian's Chromium (driven by Playwright; no browser download).
+# Pages are tested in Debian's Chromium (driven by Playwright; no browser download);
+# CT series are validated with dciodvfy (dicom3tools).
 test-system-packages:
 	@$(call apt-install,$(TEST_DEBIAN_PACKAGES))
 

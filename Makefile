@@ -6,8 +6,13 @@
 SHELL := /bin/bash
 PYTHON := /usr/bin/python3
 VENV := .venv
-DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv
+# npm only fetches the viewer; a machine with Node.js from elsewhere already has it.
+DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv \
+	$(if $(shell command -v npm),,npm)
 TEST_DEBIAN_PACKAGES := chromium dicom3tools
+# The viewer: OHIF's published build from npm, rebased to /ohif/ (see ohif/install.py).
+OHIF_VERSION := 3.13.2
+VIEWER := ohif/dist/.installed-$(OHIF_VERSION)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint install system-packages test-system-packages
@@ -22,7 +27,7 @@ test: install test-system-packages $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
-install: system-packages $(VENV)/.installed
+install: system-packages $(VENV)/.installed $(VIEWER)
 
 system-packages:
 	@$(call apt-install,$(DEBIAN_PACKAGES))
@@ -63,3 +68,9 @@ $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+$(VIEWER): ohif/install.py ohif/app-config.js
+	scratch=$$(mktemp -d) && \
+	  (cd $$scratch && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null) && \
+	  $(PYTHON) ohif/install.py $$scratch/ohif-app-$(OHIF_VERSION).tgz ohif/dist; \
+	  status=$$?; rm -rf $$scratch; [ $$status -eq 0 ] && touch $@

@@ -43,7 +43,7 @@ from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
 from hounsfield.orthanc_api import OrthancApi
-from hounsfield.web import HttpError, Request, Response, Router, pages
+from hounsfield.web import HttpError, Request, Response, Router, pages, viewer
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ ROUTES = [
     user_routes.routes,
     audit_routes.routes,
     pages.routes,
+    viewer.routes,
 ]
 
 
@@ -169,8 +170,9 @@ class Application:
         # the decision from here instead of deciding again (one entry per thread, replaced
         # by the next request's filter call).
         self._gate_decisions[threading.get_ident()] = (method, path, ip, decision)
-        # Under /api/ the callback answers a refusal with a JSON body, which a filter cannot.
-        return decision.allowed or path.startswith("/api/")
+        # Our callbacks answer a refusal themselves (JSON under /api/, the sign-in page for
+        # the viewer), which a filter cannot.
+        return decision.allowed or path.startswith("/api/") or viewer.is_viewer_path(path)
 
     def handle_http(self, request: Request) -> Response:
         request.app = self
@@ -179,6 +181,8 @@ class Application:
         if self.settings.plugin.auth.enabled:
             decision = self._decision_for(request)
             if not decision.allowed:
+                if decision.status == 401 and viewer.is_viewer_path(request.path):
+                    return viewer.sign_in_page(request)
                 return Response.error(HttpError(decision.status, decision.reason))
             request.principal = decision.principal
         return self.router.handle(request)

@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 760})
-    yield context.new_page()
-    context.close()
 
 
 def test_the_page_and_its_assets_are_open_and_nothing_else(orthanc: OrthancServer) -> None:
@@ -48,7 +20,7 @@ def test_the_page_and_its_assets_are_open_and_nothing_else(orthanc: OrthancServe
 
 
 def test_signing_in_opens_orthanc_explorer(
-    orthanc: OrthancServer, page: Page, dicom_file, tmp_path: Path, request
+    orthanc: OrthancServer, page: Page, dicom_file, screenshots: Path
 ) -> None:
     orthanc.store(dicom_file("CT_small.dcm"))
     page.goto(orthanc.url("/login?next=/app/explorer.html"))
@@ -56,7 +28,7 @@ def test_signing_in_opens_orthanc_explorer(
     page.fill("#password", "not-the-password")
     page.click("#submit")
     expect(page.locator("#message")).to_have_text("invalid user name or password")
-    page.screenshot(path=str(_shots(request) / "login-refused.png"))
+    page.screenshot(path=str(screenshots / "login-refused.png"))
 
     page.fill("#password", ADMIN_PASSWORD)
     page.click("#submit")
@@ -64,7 +36,7 @@ def test_signing_in_opens_orthanc_explorer(
     expect(page.locator("#hounsfield-sign-out")).to_be_visible()
     page.get_by_role("link", name="All patients").click()
     expect(page.locator("#all-patients").get_by_text("CompressedSamples^CT1")).to_be_visible()
-    page.screenshot(path=str(_shots(request) / "explorer.png"))
+    page.screenshot(path=str(screenshots / "explorer.png"))
 
     page.click("#hounsfield-sign-out")
     page.wait_for_url("**/login?next=**")
@@ -84,9 +56,3 @@ def test_next_never_leaves_the_server(orthanc: OrthancServer, page: Page) -> Non
     page.fill("#password", ADMIN_PASSWORD)
     page.click("#submit")
     page.wait_for_url(orthanc.url("/app/explorer.html"))
-
-
-def _shots(request) -> Path:
-    folder = Path(request.config.rootpath) / "data" / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder

@@ -89,6 +89,9 @@ RULES: tuple[Rule, ...] = (
     _rule("POST", "/api/auth/logout", roles=ANY_USER),
     _rule("POST", "/api/auth/password", roles=ANY_USER),
     _rule("POST", "/api/auth/totp/**", roles=ANY_USER),
+    # The viewer's files (OHIF): every signed-in user; what it shows is checked per request.
+    _rule("GET", "/ohif", roles=ANY_USER),
+    _rule("GET", "/ohif/**", roles=ANY_USER),
     # Administration of users and the audit trail.
     _rule("GET,POST", "/api/users", roles=ADMIN),
     _rule("GET,PATCH,DELETE", "/api/users/{name}", roles=ADMIN),

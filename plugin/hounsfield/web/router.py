@@ -24,6 +24,7 @@ Handler = Callable[[Request], Any]
 _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "str": (r"[^/]+", str),
     "int": (r"[0-9]{1,18}", int),
+    "path": (r".+", str),  # the rest of the path, slashes included
 }
 _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 

@@ -1,0 +1,91 @@
+"""OHIF served by Orthanc at /ohif/: behind sign-in, and a reconstructed CT opens in it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page
+
+from hounsfield.web.viewer import VIEWER_DIRECTORY
+from tests.support.recon import reconstruction_of
+from tests.support.server import ADMIN_PASSWORD, OrthancServer
+
+pytestmark = pytest.mark.skipif(
+    not (VIEWER_DIRECTORY / "index.html").is_file(),
+    reason="OHIF is not installed: `make test` installs it into ohif/dist",
+)
+
+SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
+
+# Counts the canvas pixels brighter than the background: the image is really drawn.
+LIT_PIXELS = """canvas => {
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let lit = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] > 30) lit++;
+  return lit;
+}"""
+
+
+def test_the_viewer_is_an_app_behind_sign_in(orthanc: OrthancServer) -> None:
+    deep_link = "/ohif/viewer?StudyInstanceUIDs=1.2.3"
+    anonymous = requests.get(orthanc.url(deep_link), timeout=10)
+    assert anonymous.status_code == 401
+    assert "url=/login?next=%2Fohif%2Fviewer%3FStudyInstanceUIDs%3D1.2.3" in anonymous.text
+
+    page = orthanc.get(deep_link)  # any route of the app: its index.html
+    assert page.status_code == 200 and 'window.PUBLIC_URL="/ohif/"' in page.text
+    assert orthanc.get("/ohif").text == page.text
+    config = orthanc.get("/ohif/app-config.js")
+    assert "routerBasename: '/ohif'" in config.text
+    assert config.headers["Cache-Control"] == "no-cache"
+    bundle = re.search(r'src="/ohif/(app\.bundle\.[0-9a-f]+\.js)"', page.text).group(1)
+    served = orthanc.get(f"/ohif/{bundle}")
+    assert served.headers["Content-Type"] == "text/javascript"
+    assert "immutable" in served.headers["Cache-Control"]
+    missing = orthanc.get("/ohif/no-such-bundle.js")
+    assert (
+        missing.status_code == 404 and missing.json()["error"] == "no such file: no-such-bundle.js"
+    )
+    assert orthanc.get("/ohif/../orthanc.json").status_code in (403, 404)
+
+
+def test_a_reconstructed_ct_series_opens_in_ohif(
+    orthanc: OrthancServer, page: Page, screenshots: Path
+) -> None:
+    simulated = orthanc.wait_job(
+        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+    )["result"]
+    reconstruction = reconstruction_of(orthanc, simulated["series"])
+    assert reconstruction["state"] == "succeeded", reconstruction
+    slices = reconstruction["result"]["slices"]
+    study_uid = simulated["studyInstanceUid"]
+
+    page.goto(orthanc.url(f"/ohif/viewer?StudyInstanceUIDs={study_uid}"))
+    page.wait_for_url("**/login?next=**")  # sent to sign in, then brought back
+    page.fill("#username", "admin")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("#submit")
+    page.wait_for_url("**/ohif/viewer?StudyInstanceUIDs=**")
+
+    thumbnail = page.get_by_text("CBCT FDK hann 1").first
+    thumbnail.wait_for(timeout=60_000)
+    thumbnail.dblclick()
+    page.get_by_text(f"(1/{slices})").wait_for(timeout=30_000)
+    viewport = page.locator("canvas.cornerstone-canvas")
+    viewport.hover()
+    for _ in range(slices // 2):  # one wheel step per slice, as a reader scrolls
+        page.mouse.wheel(0, 100)
+        page.wait_for_timeout(50)
+    page.get_by_text(f"({slices // 2 + 1}/{slices})").wait_for(timeout=30_000)
+    page.wait_for_function(
+        f"() => ({LIT_PIXELS})(document.querySelector('canvas.cornerstone-canvas')) > 10000"
+    )
+    page.screenshot(path=str(screenshots / "ohif-reconstructed-ct.png"))
+
+    views = orthanc.get(
+        "/api/audit", params={"action": "study.view", "study": study_uid, "user": "admin"}
+    ).json()["entries"]
+    assert views, "opening the study in the viewer is audited"

@@ -102,6 +102,10 @@ CASES = [
     case("POST", "/instances", {"admin", "technician"}, body="@dicom"),
     case("DELETE", "/studies/no-such-study", {"admin"}),
     case("GET", "/app/explorer.html", {"admin"}),
+    # The viewer's files: any signed-in user (what it then shows is checked per request)
+    case("GET", "/ohif/viewer?StudyInstanceUIDs={linked_study}", SIGNED_IN),
+    case("GET", "/ohif/app-config.js", SIGNED_IN),
+    case("POST", "/ohif/app-config.js", {"admin"}),
     case("GET", "/tools/metrics-prometheus", {"admin"}),
     case("GET", "/jobs", {"admin"}),
     case("GET", "/modalities", {"admin"}),

@@ -107,14 +107,31 @@ def archive_upload(job: JobContext) -> dict[str, Any]:
         upload = spool.read(directory)
     except FileNotFoundError:
         return _already_archived(job, uid_seed)
+    try:
+        stored, counts, geometry = _archive(job, upload, uid_seed)
+    except Exception:
+        # The job ends here (failed or cancelled): nothing will read the spool again. A
+        # crash (no exception) keeps it for the retry.
+        spool.discard(directory)
+        raise
+    spool.discard(directory)
+    return {
+        "study": stored["ParentStudy"],
+        "series": stored["ParentSeries"],
+        "instance": stored["ID"],
+        "projections": int(counts.shape[0]),
+        "detector": list(geometry.detector_size),
+        "shortScan": geometry.short_scan,
+    }
+
+
+def _archive(
+    job: JobContext, upload: spool.SpooledUpload, uid_seed: str
+) -> tuple[dict[str, Any], np.ndarray, CircularGeometry]:
     parameters = GeometryParameters.model_validate_json(upload.geometry_json)
     job.progress(10, "decoding projections")
-    try:
-        counts = read_projections(upload.projections)
-        geometry = acquisition_geometry(parameters, counts.shape, upload.rtk_geometry)
-    except ProjectionError:
-        spool.discard(directory)  # it will not get better on a retry
-        raise
+    counts = read_projections(upload.projections)
+    geometry = acquisition_geometry(parameters, counts.shape, upload.rtk_geometry)
     study = {
         "PatientID": parameters.patient_id,
         "PatientName": parameters.patient_name,
@@ -130,16 +147,7 @@ def archive_upload(job: JobContext) -> dict[str, Any]:
         uid_seed=uid_seed,
     )
     job.progress(60, "storing the projections")
-    stored = job.orthanc.store(encode(dataset))
-    spool.discard(directory)
-    return {
-        "study": stored["ParentStudy"],
-        "series": stored["ParentSeries"],
-        "instance": stored["ID"],
-        "projections": int(counts.shape[0]),
-        "detector": list(geometry.detector_size),
-        "shortScan": geometry.short_scan,
-    }
+    return job.orthanc.store(encode(dataset)), counts, geometry
 
 
 def _already_archived(job: JobContext, uid_seed: str) -> dict[str, Any]:

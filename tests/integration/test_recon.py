@@ -298,7 +298,10 @@ def test_the_command_line_simulator_follows_the_flow(orthanc: OrthancServer) -> 
     )
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("simulation queued: job ")
-    assert lines[-1].startswith("CT series ") and '"noiseHu"' in lines[-1]
+    assert lines[-2].startswith("CT series ") and '"noiseHu"' in lines[-2]
+    link = lines[-1].removeprefix(f"open it: {orthanc.base_url}")
+    assert link.startswith("/ohif/viewer?StudyInstanceUIDs=1.")
+    assert orthanc.get(link).status_code == 200  # the viewer's page for that study
 
 
 def test_automatic_reconstruction_can_be_turned_off(make_orthanc) -> None:

@@ -101,8 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     done = client.wait(f"/api/reconstructions/{queued['id']}", finished, args.timeout)["result"]
     print(
         f"CT series {done['series']}: {done['slices']} slices, "
-        f"{done['reconstructionSeconds']} s, QC {json.dumps(done['qc'])}"
+        f"{done['reconstructionSeconds']} s on the {done['device'].upper()}, "
+        f"QC {json.dumps(done['qc'])}"
     )
+    print(f"open it: {args.url}{done['viewer']}")
 
 
 if __name__ == "__main__":

@@ -293,5 +293,6 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
         "shortScan": result.short_scan,
         "reconstructionSeconds": round(result.seconds, 3),
         "device": result.device,
+        "viewer": f"/ohif/viewer?StudyInstanceUIDs={source.StudyInstanceUID}",
         "qc": quality_figures(hounsfield),
     }

@@ -61,9 +61,9 @@ def rtk_geometry(geometry: CircularGeometry):
     return result
 
 
-def _constant(size, spacing, origin):
+def _constant(size, spacing, origin, image_type=ImageType):
     """A constant-zero image source; the caller must keep a reference while it is used."""
-    source = rtk.ConstantImageSource[ImageType].New()
+    source = rtk.ConstantImageSource[image_type].New()
     source.SetOrigin([float(v) for v in origin])
     source.SetSpacing([float(v) for v in spacing])
     source.SetSize([int(v) for v in size])
@@ -130,9 +130,26 @@ def fdk(
 ) -> Reconstruction:
     """Feldkamp-Davis-Kress; displaced-detector and Parker short-scan weights as needed.
 
-    ``device`` "cuda" or "cpu"; by default the one ``fdk_device`` chose.
+    ``device`` "cuda" or "cpu"; by default the one ``fdk_device`` chose. Should the GPU
+    fail on this volume (its memory, say), the CPU does the work.
     """
     device = device or fdk_device()
+    if device == "cuda":
+        try:
+            return _fdk(line_integrals, geometry, grid, hann_cut, progress, "cuda")
+        except Exception:
+            log.warning("FDK on the GPU failed; reconstructing on the CPU", exc_info=True)
+    return _fdk(line_integrals, geometry, grid, hann_cut, progress, "cpu")
+
+
+def _fdk(
+    line_integrals: np.ndarray,
+    geometry: CircularGeometry,
+    grid: VolumeGrid,
+    hann_cut: float,
+    progress: Progress | None,
+    device: str,
+) -> Reconstruction:
 
     def build(rtk_geo, projections, empty_volume) -> list:
         weighted = rtk.DisplacedDetectorImageFilter[ImageType].New()
@@ -145,7 +162,7 @@ def fdk(
             parker.SetGeometry(rtk_geo)
             pipeline.append(parker)
         if device == "cuda":
-            return [*pipeline, *_cuda_fdk(rtk_geo, pipeline[-1], empty_volume, hann_cut)]
+            return [*pipeline, *_cuda_fdk(rtk_geo, pipeline[-1], grid, hann_cut)]
         reconstruction = rtk.FDKConeBeamReconstructionFilter[ImageType].New()
         reconstruction.SetInput(0, empty_volume)
         reconstruction.SetInput(1, pipeline[-1].GetOutput())
@@ -159,7 +176,7 @@ def fdk(
     return dataclasses.replace(result, device=device)
 
 
-def _cuda_fdk(rtk_geo, weighted, empty_volume, hann_cut: float) -> list:
+def _cuda_fdk(rtk_geo, weighted, grid: VolumeGrid, hann_cut: float) -> list:
     """Ramp filter and back-projection on the GPU (RTK's CUDA build).
 
     The weights stay on the CPU; their output is grafted into a CUDA image, as RTK's
@@ -169,9 +186,7 @@ def _cuda_fdk(rtk_geo, weighted, empty_volume, hann_cut: float) -> list:
     weighted.Update()
     projections = gpu_image.New()
     projections.Graft(weighted.GetOutput())
-    volume_source = rtk.ConstantImageSource[gpu_image].New()
-    volume_source.SetInformationFromImage(empty_volume)
-    volume_source.SetConstant(0.0)
+    volume_source = _constant(grid.size, grid.spacing, grid.origin, gpu_image)
     reconstruction = rtk.CudaFDKConeBeamReconstructionFilter.New()
     reconstruction.SetInput(0, volume_source.GetOutput())
     reconstruction.SetInput(1, projections)
@@ -206,7 +221,7 @@ def _cuda_fdk_available() -> bool:
 
 
 def fdk_device() -> str:
-    """ "cuda" when FDK on the GPU works and agrees with the CPU, else "cpu"; decided once.
+    """Where FDK runs, decided once: "cuda" if the GPU works and agrees with the CPU, else "cpu".
 
     The check reconstructs a small phantom both ways, so a GPU path that fails or drifts
     (a driver, a build) is never used for patients: it is logged and the CPU is used.
@@ -226,11 +241,11 @@ def _gpu_agrees_with_cpu() -> bool:
     grid = geometry.default_volume(24)
     line_integrals = shepp_logan_projections(geometry, 10.0)
     try:
-        gpu = fdk(line_integrals, geometry, grid, device="cuda").volume
+        gpu = _fdk(line_integrals, geometry, grid, 1.0, None, "cuda").volume
     except Exception:
         log.warning("RTK's CUDA build is installed but FDK on the GPU failed", exc_info=True)
         return False
-    cpu = fdk(line_integrals, geometry, grid, device="cpu").volume
+    cpu = _fdk(line_integrals, geometry, grid, 1.0, None, "cpu").volume
     difference = float(np.abs(gpu - cpu).max())
     if difference > GPU_AGREEMENT * float(cpu.max() - cpu.min()):
         log.warning("FDK on the GPU differs from the CPU's by %.4g: not used", difference)

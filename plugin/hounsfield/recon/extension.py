@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+from pathlib import Path
 from typing import Any
 
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
+from hounsfield.jobs.model import JobState
+from hounsfield.jobs.queue import JobQueue
 from hounsfield.orthanc_api import OrthancApi
 from hounsfield.recon import jobs, spool
 from hounsfield.recon.admission import projection_refusal
@@ -67,9 +70,11 @@ def upload_acquisition(request: Request) -> Response:
         raise HttpError(400, "send a 'geometry' JSON part and 'projections' TIFF part(s)")
     parameters = validated(GeometryParameters, bytes(fields["geometry"][0]))
     rtk_geometry = bytes(fields["rtk_geometry"][0]) if "rtk_geometry" in fields else None
+    spool_root = request.app.settings.data_directory / SPOOL_FOLDER
+    spool.prune_abandoned(spool_root, _waiting_uploads(request.app.jobs))
     # Spooled first: the TIFF headers are read from the files, never copied in memory.
     upload = spool.spool(
-        request.app.settings.data_directory / SPOOL_FOLDER,
+        spool_root,
         fields["projections"],
         parameters.model_dump_json().encode(),
         rtk_geometry,
@@ -91,6 +96,15 @@ def upload_acquisition(request: Request) -> Response:
         status=202,
         Location=f"/api/jobs/{job.id}",
     )
+
+
+def _waiting_uploads(queue: JobQueue) -> set[Path]:
+    """The spool folders of archive jobs still queued or running."""
+    return {
+        Path(job.params["spool"])
+        for state in (JobState.QUEUED, JobState.RUNNING)
+        for job in queue.list(state=state, kind="recon.archive", limit=10_000, offset=0)
+    }
 
 
 @routes.post("/api/reconstructions")

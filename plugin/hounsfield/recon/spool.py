@@ -8,11 +8,15 @@ then renamed), and the job removes it once the projections are in Orthanc.
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECTION_PREFIX = "projection-"
+# Older than this and read by no waiting job: abandoned (its job crashed MaxAttempts times,
+# or the write was cut short). Younger ones may belong to a request still submitting.
+ABANDONED_AFTER_SECONDS = 3600
 GEOMETRY_FILE = "geometry.json"
 RTK_GEOMETRY_FILE = "geometry.xml"
 
@@ -61,3 +65,18 @@ def read(directory: Path) -> SpooledUpload:
 
 def discard(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def prune_abandoned(root: Path, live: set[Path], now: float | None = None) -> list[Path]:
+    """Remove spooled uploads no waiting job will read (``live``: those that one will)."""
+    if not root.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - ABANDONED_AFTER_SECONDS
+    pruned = [
+        folder
+        for folder in root.iterdir()
+        if folder.is_dir() and folder not in live and folder.stat().st_mtime < cutoff
+    ]
+    for folder in pruned:
+        discard(folder)
+    return pruned

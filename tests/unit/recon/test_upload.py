@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+from hounsfield.recon import spool
 from hounsfield.recon.projections import ProjectionError
 from hounsfield.recon.upload import parse_rtk_geometry
 
@@ -67,3 +71,19 @@ def test_constant_values_may_sit_globally_or_in_each_projection() -> None:
 def test_what_a_circular_orbit_cannot_be_is_refused(document: bytes, message: str) -> None:
     with pytest.raises(ProjectionError, match=message):
         parse_rtk_geometry(document)
+
+
+def test_abandoned_spool_folders_are_pruned_and_nothing_else(tmp_path: Path) -> None:
+    old, now = 1_000_000.0, 1_000_000.0 + spool.ABANDONED_AFTER_SECONDS + 1
+    abandoned = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}", None).directory
+    waiting = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}", None).directory
+    recent = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}", None).directory
+    cut_short = tmp_path / ".abc.partial"
+    cut_short.mkdir()
+    for folder in (abandoned, waiting, cut_short):
+        os.utime(folder, (old, old))
+    os.utime(recent, (now - 10, now - 10))
+    pruned = spool.prune_abandoned(tmp_path, live={waiting}, now=now)
+    assert sorted(pruned) == sorted([abandoned, cut_short])
+    assert sorted(tmp_path.iterdir()) == sorted([waiting, recent])
+    assert spool.read(waiting).projections[0].read_bytes() == b"tiff"

@@ -6,7 +6,8 @@ Case (issue): 360 projections of 512x512 to a 256^3 volume (SID 1000 mm, SDD 153
    RTK's default settings (TBB threader) and the tuned ones (Platform threader).
 3. End to end: POST /api/reconstructions -> CT series stored in Orthanc (a warm worker:
    fetch the DICOM projections, FDK, HU, 256 slices encoded and stored).
-4. Preview latency (half resolution, at most 128^3) with the same warm worker.
+4. Preview latency (half resolution, at most 128^3) with the same warm worker, by FDK and
+   by the iterative methods (SART, CG, ADMM-TV) with their default iterations.
 
 Run: .venv/bin/python bench/recon.py [--projections 360] [--detector 512] [--voxels 256]
 Goals (issue): end to end no slower than default bare RTK and <= 1.25x tuned bare RTK;
@@ -174,6 +175,10 @@ def main() -> None:
 
             end_to_end, done = timed_request({"voxels": args.voxels})
             preview, preview_job = timed_request({"preview": True})
+            previews = {
+                method: timed_request({"preview": True, "method": method})
+                for method in ("sart", "cg", "tv")
+            }
             worker_pid = int(done["worker"].rsplit("/", 1)[1])
             worker_peak = peak_rss_mb(worker_pid)
         finally:
@@ -204,6 +209,14 @@ def main() -> None:
             f"preview ({'x'.join(map(str, preview_size))}) latency, warm worker",
             f"{preview:.2f} s",
         ),
+        *(
+            (
+                f"  same preview, {method} (default iterations)",
+                f"{seconds:.1f} s (QC noise {job['result']['qc']['noiseHu']} HU)",
+            )
+            for method, (seconds, job) in previews.items()
+        ),
+        ("  FDK preview QC noise", f"{preview_job['result']['qc']['noiseHu']} HU"),
     ]
     print_table(rows)
     print(f"# {args.projections} projections of {args.detector}^2, {REPOSITORY.name}")

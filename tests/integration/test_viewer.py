@@ -85,6 +85,10 @@ def test_a_reconstructed_ct_series_opens_in_ohif(
     )
     page.screenshot(path=str(screenshots / "ohif-reconstructed-ct.png"))
 
+    page.goto(orthanc.url("/ohif/"))  # the study list, with the study's description
+    page.get_by_text("CBCT phantom (simulated)").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(screenshots / "ohif-study-list.png"))
+
     views = orthanc.get(
         "/api/audit", params={"action": "study.view", "study": study_uid, "user": "admin"}
     ).json()["entries"]

@@ -79,6 +79,10 @@ CASES = [
     case("GET", "/studies/unknown-id", STAFF),
     # DICOMweb and WADO-URI
     case("GET", "/dicom-web/studies", STAFF),
+    case("GET", "/dicom-web/studies?StudyInstanceUID={linked_uid}", SIGNED_IN),
+    case("GET", "/dicom-web/studies?StudyInstanceUID={other_uid}", STAFF),
+    case("GET", "/dicom-web/studies?StudyInstanceUID={linked_uid},{other_uid}", STAFF),
+    case("GET", "/dicom-web/studies?0020000D={linked_uid}", STAFF),
     case("GET", "/dicom-web/series", STAFF),
     case("GET", "/dicom-web/instances", STAFF),
     case("GET", "/dicom-web/studies/{linked_uid}/metadata", SIGNED_IN),
@@ -103,7 +107,7 @@ CASES = [
     case("DELETE", "/studies/no-such-study", {"admin"}),
     case("GET", "/app/explorer.html", {"admin"}),
     # The viewer's files: any signed-in user (what it then shows is checked per request)
-    case("GET", "/ohif/viewer?StudyInstanceUIDs={linked_study}", SIGNED_IN),
+    case("GET", "/ohif/viewer?StudyInstanceUIDs={linked_uid}", SIGNED_IN),
     case("GET", "/ohif/app-config.js", SIGNED_IN),
     case("POST", "/ohif/app-config.js", {"admin"}),
     case("GET", "/tools/metrics-prometheus", {"admin"}),
@@ -202,3 +206,28 @@ def test_the_referrer_reads_its_study_and_nothing_else(orthanc: OrthancServer, w
     other_series = world["ids"]["other_series_uid"]
     mixed = referrer.get(orthanc.url(f"/dicom-web/studies/{uid}/series/{other_series}/metadata"))
     assert mixed.status_code != 200, "another study's series must not be reachable this way"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "StudyInstanceUID={linked_uid}",
+        "StudyInstanceUID={linked_uid}&StudyInstanceUID={other_uid}",
+        "StudyInstanceUID={other_uid}&StudyInstanceUID={linked_uid}",
+        "StudyInstanceUID={linked_uid}&studyinstanceuid={other_uid}",
+        "StudyInstanceUID={linked_uid}&0020000D={other_uid}",
+    ],
+)
+def test_a_referrer_search_finds_the_linked_study_only(
+    orthanc: OrthancServer, world, query: str
+) -> None:
+    """However the search is phrased, a referrer's answer holds no other study."""
+    referrer = orthanc.client(world["tokens"]["referrer"])
+    answer = referrer.get(orthanc.url("/dicom-web/studies?" + query.format(**world["ids"])))
+    if query == "StudyInstanceUID={linked_uid}":  # what a viewer sends: answered
+        assert answer.status_code == 200
+    if answer.status_code in REFUSED:
+        return
+    found = {study["0020000D"]["Value"][0] for study in answer.json()}
+    assert found <= {world["ids"]["linked_uid"]}
+    assert found or query != "StudyInstanceUID={linked_uid}"

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(
     reason="OHIF is not installed: `make test` installs it into ohif/dist",
 )
 
+REFERRER_PASSWORD = "Referrer-Pass-1357"
 SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
 
 # Counts the canvas pixels brighter than the background: the image is really drawn.
@@ -52,23 +53,31 @@ def test_the_viewer_is_an_app_behind_sign_in(orthanc: OrthancServer) -> None:
     assert orthanc.get("/ohif/../orthanc.json").status_code in (403, 404)
 
 
-def test_a_reconstructed_ct_series_opens_in_ohif(
-    orthanc: OrthancServer, page: Page, screenshots: Path
-) -> None:
+@pytest.fixture(scope="module")
+def reconstructed(orthanc: OrthancServer) -> dict:
+    """A simulated acquisition and its automatic reconstruction: (study UID, slices)."""
     simulated = orthanc.wait_job(
         orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
     )["result"]
     reconstruction = reconstruction_of(orthanc, simulated["series"])
     assert reconstruction["state"] == "succeeded", reconstruction
-    slices = reconstruction["result"]["slices"]
-    study_uid = simulated["studyInstanceUid"]
+    return {"uid": simulated["studyInstanceUid"], "slices": reconstruction["result"]["slices"]}
 
+
+def open_by_link(orthanc: OrthancServer, page: Page, study_uid: str, user: str, password: str):
     page.goto(orthanc.url(f"/ohif/viewer?StudyInstanceUIDs={study_uid}"))
     page.wait_for_url("**/login?next=**")  # sent to sign in, then brought back
-    page.fill("#username", "admin")
-    page.fill("#password", ADMIN_PASSWORD)
+    page.fill("#username", user)
+    page.fill("#password", password)
     page.click("#submit")
     page.wait_for_url("**/ohif/viewer?StudyInstanceUIDs=**")
+
+
+def test_a_reconstructed_ct_series_opens_in_ohif(
+    orthanc: OrthancServer, page: Page, screenshots: Path, reconstructed: dict
+) -> None:
+    study_uid, slices = reconstructed["uid"], reconstructed["slices"]
+    open_by_link(orthanc, page, study_uid, "admin", ADMIN_PASSWORD)
 
     thumbnail = page.get_by_text("CBCT FDK hann 1").first
     thumbnail.wait_for(timeout=60_000)
@@ -93,3 +102,20 @@ def test_a_reconstructed_ct_series_opens_in_ohif(
         "/api/audit", params={"action": "study.view", "study": study_uid, "user": "admin"}
     ).json()["entries"]
     assert views, "opening the study in the viewer is audited"
+
+
+def test_a_referrer_opens_a_linked_study_and_no_other(
+    orthanc: OrthancServer, page: Page, screenshots: Path, reconstructed: dict
+) -> None:
+    """Every request the viewer makes passes the gate for a referrer, for a linked study."""
+    user = {"username": "viewer-referrer", "password": REFERRER_PASSWORD, "role": "referrer"}
+    assert orthanc.post("/api/users", json={**user, "studies": [reconstructed["uid"]]}).ok
+    open_by_link(orthanc, page, reconstructed["uid"], user["username"], REFERRER_PASSWORD)
+    page.get_by_text("CBCT FDK hann 1").first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        f"() => ({LIT_PIXELS})(document.querySelector('canvas.cornerstone-canvas')) > 10000"
+    )
+    page.screenshot(path=str(screenshots / "ohif-referrer.png"))
+
+    session = orthanc.client(orthanc.login(user["username"], REFERRER_PASSWORD))
+    assert session.get(orthanc.url("/dicom-web/studies")).status_code == 403  # lists nothing

@@ -97,6 +97,9 @@ class Gate:
                 raise Refused(403, f"{principal.role.value} may not {method} {path}")
             study_uid = self._study_of(found, query)
             if principal.role is Role.REFERRER and found.rule.referrer_study:
+                allowed_keys = found.rule.referrer_query
+                if allowed_keys is not None and not set(query) <= allowed_keys:
+                    raise Refused(403, "a referrer's search may name one linked study only")
                 linked = self.users.linked_studies(principal.username)
                 if study_uid is None or study_uid not in linked:
                     raise Refused(403, "this study is not linked to you")

@@ -39,6 +39,9 @@ class Rule:
     roles: frozenset[Role] = field(default_factory=frozenset)
     open: bool = False  # no authentication at all
     referrer_study: str | None = None  # path (or ?query) parameter a referrer is checked on
+    # Query parameters a referrer may send here (None: any). A search matched on other
+    # keys as well (0020000D, a second spelling...) could name another study.
+    referrer_query: frozenset[str] | None = None
     study_ref: StudyRef | None = None  # what that parameter is
     patient_data: bool = False  # audited as an access to patient data
     action: str = ""  # audit action name
@@ -128,7 +131,20 @@ RULES: tuple[Rule, ...] = (
     # Orthanc's REST API: storing.
     _rule("POST", "/instances", roles=ACQUISITION, patient_data=True, action="study.store"),
     # DICOMweb: QIDO searches, study retrieval, STOW.
-    _staff_search("GET", "/dicom-web/studies"),
+    # A referrer may search for one linked study by its UID: that is how a viewer (OHIF)
+    # opens a study from a link. Any other search stays with staff.
+    _rule(
+        "GET",
+        "/dicom-web/studies",
+        roles=STAFF | {Role.REFERRER},
+        referrer_study="?StudyInstanceUID",
+        referrer_query=frozenset(
+            {"StudyInstanceUID", "limit", "offset", "fuzzymatching", "includefield"}
+        ),
+        study_ref=StudyRef.STUDY_UID,
+        patient_data=True,
+        action="patient.search",
+    ),
     _staff_search("GET", "/dicom-web/series"),
     _staff_search("GET", "/dicom-web/instances"),
     _readable("/dicom-web/studies/{uid}/**", StudyRef.STUDY_UID, "uid", "study.view"),

@@ -49,7 +49,6 @@ def test_study_routes_name_their_study(method, path, ref, parameter) -> None:
         "/studies",
         "/series",
         "/instances",
-        "/dicom-web/studies",
         "/dicom-web/series",
         "/dicom-web/instances",
         "/patients/abc",
@@ -59,6 +58,16 @@ def test_study_routes_name_their_study(method, path, ref, parameter) -> None:
 def test_a_referrer_can_list_nothing(path: str) -> None:
     assert Role.REFERRER not in roles_for("GET", path)
     assert Role.REFERRER not in roles_for("POST", "/tools/find")
+
+
+def test_a_referrer_searches_studies_only_by_a_linked_uid() -> None:
+    """The viewer opens a study by searching for its UID; the gate checks the UID is linked
+    and that nothing else in the query could widen the search."""
+    found = match("GET", "/dicom-web/studies")
+    assert Role.REFERRER in found.rule.roles
+    assert found.rule.referrer_study == "?StudyInstanceUID"
+    assert "0020000D" not in found.rule.referrer_query
+    assert "PatientID" not in found.rule.referrer_query
 
 
 def test_unknown_routes_and_methods_fall_to_admins_only() -> None:

@@ -1,6 +1,6 @@
 // Added to Orthanc Explorer by the Hounsfield plugin: sends the CSRF token with the
-// Explorer's writes (cookie sessions need it), offers "Sign out", and sends the user to
-// the sign-in page when the session is gone.
+// Explorer's writes (cookie sessions need it), offers "Sign out" and, on a study's page,
+// "Open in viewer" (OHIF), and sends the user to the sign-in page when the session is gone.
 (function () {
   "use strict";
   function cookie(name) {
@@ -17,15 +17,35 @@
       signIn();
     }
   });
-  $(document).ready(function () {
-    const button = $('<button type="button" id="hounsfield-sign-out">Sign out</button>').css({
-      position: "fixed", right: "1rem", bottom: "1rem", zIndex: 2000, padding: "0.5rem 1rem",
+  function floating(id, text, right) {
+    return $('<button type="button"></button>').attr("id", id).text(text).css({
+      position: "fixed", right: right, bottom: "1rem", zIndex: 2000, padding: "0.5rem 1rem",
       font: "600 14px system-ui, sans-serif", color: "#fff", background: "#2f7de1",
       border: 0, borderRadius: "6px", cursor: "pointer", width: "auto",
     });
-    button.on("click", function () {
+  }
+  function shownStudy() {
+    const found = /^#study\?uuid=([0-9a-f-]+)/.exec(window.location.hash);
+    return found ? found[1] : null;
+  }
+  $(document).ready(function () {
+    const signOut = floating("hounsfield-sign-out", "Sign out", "1rem");
+    signOut.on("click", function () {
       $.post("/api/auth/logout").always(signIn);
     });
-    $("body").append(button);
+    const viewer = floating("hounsfield-open-viewer", "Open in viewer", "8rem");
+    viewer.on("click", function () {
+      $.getJSON("/studies/" + shownStudy(), function (study) {
+        const uid = encodeURIComponent(study.MainDicomTags.StudyInstanceUID);
+        window.open("/ohif/viewer?StudyInstanceUIDs=" + uid, "_blank");
+      });
+    });
+    function showViewerOnStudies() {
+      viewer.toggle(shownStudy() !== null);
+    }
+    $(window).on("hashchange", showViewerOnStudies);
+    $(document).on("pageshow", showViewerOnStudies);
+    showViewerOnStudies();
+    $("body").append(signOut, viewer);
   });
 })();

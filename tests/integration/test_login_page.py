@@ -9,6 +9,8 @@ from playwright.sync_api import Page, expect
 
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
 
+STUDY_UID = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"  # pydicom's CT_small.dcm
+
 
 def test_the_page_and_its_assets_are_open_and_nothing_else(orthanc: OrthancServer) -> None:
     anonymous = requests.Session()
@@ -37,6 +39,20 @@ def test_signing_in_opens_orthanc_explorer(
     page.get_by_role("link", name="All patients").click()
     expect(page.locator("#all-patients").get_by_text("CompressedSamples^CT1")).to_be_visible()
     page.screenshot(path=str(screenshots / "explorer.png"))
+
+    expect(page.locator("#hounsfield-open-viewer")).to_be_hidden()  # not a study's page
+    page.locator("#all-patients").get_by_text("CompressedSamples^CT1").click()
+    page.locator("#list-studies a").first.click()  # the patient's study
+    expect(page.locator("#study")).to_be_visible()
+    expect(page.locator("#hounsfield-open-viewer")).to_be_visible()
+    page.screenshot(path=str(screenshots / "explorer-study.png"))
+    with page.context.expect_page() as opened:
+        page.click("#hounsfield-open-viewer")
+    viewer = opened.value
+    viewer.wait_for_load_state()
+    assert viewer.url == orthanc.url(f"/ohif/viewer?StudyInstanceUIDs={STUDY_UID}")
+    viewer.close()
+    page.goto(orthanc.url("/app/explorer.html"))
 
     page.click("#hounsfield-sign-out")
     page.wait_for_url("**/login?next=**")

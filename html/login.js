@@ -1,5 +1,6 @@
 // Sign-in page: posts the credentials to /api/auth/login (same origin, so the session
-// cookies it sets are sent with every later request) and goes on to ?next=.
+// cookies it sets are sent with every later request) and goes on to ?next=, or by default
+// to where the role works: Orthanc Explorer for admins, the viewer's study list otherwise.
 (function () {
   "use strict";
   const form = document.getElementById("login-form");
@@ -7,10 +8,13 @@
   const otpRow = document.getElementById("otp-row");
   const button = document.getElementById("submit");
 
-  function nextPage() {
+  function nextPage(role) {
     const next = new URLSearchParams(window.location.search).get("next") || "";
     // Only paths on this server: never "//elsewhere" or "https://elsewhere".
-    return /^\/(?![\/\\])/.test(next) ? next : "/app/explorer.html";
+    if (/^\/(?![\/\\])/.test(next)) {
+      return next;
+    }
+    return role === "admin" ? "/app/explorer.html" : "/ohif/";
   }
 
   function show(text) {
@@ -38,7 +42,7 @@
       });
       const answer = await response.json().catch(() => ({}));
       if (response.ok) {
-        window.location.assign(nextPage());
+        window.location.assign(nextPage(answer.user && answer.user.role));
         return;
       }
       if (answer.error === "one-time password required") {

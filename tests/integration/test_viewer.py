@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
     reason="OHIF is not installed: `make test` installs it into ohif/dist",
 )
 
-REFERRER_PASSWORD = "Referrer-Pass-1357"
+USER_PASSWORD = "Viewer-Pass-1357"  # the users these tests create
 SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
 
 # Counts the canvas pixels brighter than the background: the image is really drawn.
@@ -108,14 +108,28 @@ def test_a_referrer_opens_a_linked_study_and_no_other(
     orthanc: OrthancServer, page: Page, screenshots: Path, reconstructed: dict
 ) -> None:
     """Every request the viewer makes passes the gate for a referrer, for a linked study."""
-    user = {"username": "viewer-referrer", "password": REFERRER_PASSWORD, "role": "referrer"}
+    user = {"username": "viewer-referrer", "password": USER_PASSWORD, "role": "referrer"}
     assert orthanc.post("/api/users", json={**user, "studies": [reconstructed["uid"]]}).ok
-    open_by_link(orthanc, page, reconstructed["uid"], user["username"], REFERRER_PASSWORD)
+    open_by_link(orthanc, page, reconstructed["uid"], user["username"], USER_PASSWORD)
     page.get_by_text("CBCT FDK hann 1").first.wait_for(timeout=60_000)
     page.wait_for_function(
         f"() => ({LIT_PIXELS})(document.querySelector('canvas.cornerstone-canvas')) > 10000"
     )
     page.screenshot(path=str(screenshots / "ohif-referrer.png"))
 
-    session = orthanc.client(orthanc.login(user["username"], REFERRER_PASSWORD))
+    session = orthanc.client(orthanc.login(user["username"], USER_PASSWORD))
     assert session.get(orthanc.url("/dicom-web/studies")).status_code == 403  # lists nothing
+
+
+def test_staff_other_than_admins_land_on_the_study_list(
+    orthanc: OrthancServer, page: Page, reconstructed: dict
+) -> None:
+    """Orthanc Explorer is for admins; a radiologist signing in goes to the viewer's list."""
+    user = {"username": "viewer-radiologist", "password": USER_PASSWORD, "role": "radiologist"}
+    assert orthanc.post("/api/users", json=user).ok
+    page.goto(orthanc.url("/login"))
+    page.fill("#username", user["username"])
+    page.fill("#password", user["password"])
+    page.click("#submit")
+    page.wait_for_url("**/ohif/")
+    page.get_by_text("CBCT phantom (simulated)").first.wait_for(timeout=30_000)

@@ -28,6 +28,7 @@
     const found = /^#study\?uuid=([0-9a-f-]+)/.exec(window.location.hash);
     return found ? found[1] : null;
   }
+  $.getScript("/login/session.js", () => window.hounsfieldSession.start());
   $(document).ready(function () {
     const signOut = floating("hounsfield-sign-out", "Sign out", "1rem");
     signOut.on("click", function () {

@@ -42,6 +42,7 @@
       });
       const answer = await response.json().catch(() => ({}));
       if (response.ok) {
+        window.hounsfieldSession.recordExpiry(answer.expires_in);
         window.location.assign(nextPage(answer.user && answer.user.role));
         return;
       }

@@ -72,6 +72,13 @@ def _plain_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
     return members
 
 
+def keep_signed_in(dist: Path) -> None:
+    """Load our session keeper (html/session.js, served at /login/) before OHIF starts."""
+    keeper = '<script src="/login/session.js"></script>'
+    keeper += "<script>window.hounsfieldSession.start()</script>"
+    _rewrite(dist / "index.html", "</head>", keeper + "</head>")
+
+
 def install(tarball: Path, target: Path) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         with tarfile.open(tarball) as archive:
@@ -83,6 +90,7 @@ def install(tarball: Path, target: Path) -> None:
             source_map.unlink()
         rebase(dist)
         ask_for_study_descriptions(dist)
+        keep_signed_in(dist)
         shutil.copyfile(HERE / "app-config.js", dist / "app-config.js")
         shutil.rmtree(target, ignore_errors=True)
         shutil.move(dist, target)

@@ -133,3 +133,30 @@ def test_staff_other_than_admins_land_on_the_study_list(
     page.click("#submit")
     page.wait_for_url("**/ohif/")
     page.get_by_text("CBCT phantom (simulated)").first.wait_for(timeout=30_000)
+
+
+def test_the_viewer_keeps_its_session_and_leaves_when_it_ends(
+    orthanc: OrthancServer, page: Page, reconstructed: dict
+) -> None:
+    """Access tokens live minutes: the page refreshes before expiry, and signs in again after
+    the session is closed elsewhere."""
+    open_by_link(orthanc, page, reconstructed["uid"], "admin", ADMIN_PASSWORD)
+    before = {c["name"]: c["value"] for c in page.context.cookies()}["hf_access"]
+    almost_expired = "localStorage.setItem('hf_access_expires', String(Date.now() + 1000))"
+    with page.expect_response("**/api/auth/refresh", timeout=20_000) as refreshed:
+        page.evaluate(almost_expired)
+    assert refreshed.value.status == 200
+    after = {c["name"]: c["value"] for c in page.context.cookies()}["hf_access"]
+    assert after != before
+    assert page.evaluate("fetch('/dicom-web/studies?limit=1').then(r => r.status)") == 200
+
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    closed = requests.post(
+        orthanc.url("/api/auth/logout"),
+        cookies=cookies,
+        headers={"X-CSRF-Token": cookies["hf_csrf"]},
+        timeout=10,
+    )
+    assert closed.status_code in (200, 204)
+    page.evaluate(almost_expired)
+    page.wait_for_url("**/login?next=%2Fohif%2Fviewer**", timeout=20_000)

@@ -8,7 +8,11 @@ from hounsfield.web.http import HttpError, Request, Response
 from hounsfield.web.router import RouteTable
 
 PAGES_DIRECTORY = Path(__file__).resolve().parents[3] / "html"
-LOGIN_ASSETS = {"login.css": "text/css; charset=utf-8", "login.js": "text/javascript"}
+LOGIN_ASSETS = {
+    "login.css": "text/css; charset=utf-8",
+    "login.js": "text/javascript",
+    "session.js": "text/javascript",  # keeps signed-in pages signed in (viewer, Explorer)
+}
 
 routes = RouteTable()
 

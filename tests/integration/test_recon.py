@@ -187,6 +187,14 @@ def test_tuning_makes_a_new_series_with_quality_figures(
     series = orthanc.get(f"/studies/{simulated['study']}").json()["Series"]
     assert {simulated["series"], result["series"]} <= set(series) and len(series) == 3
 
+    runs = orthanc.get("/api/reconstructions", params={"series": simulated["series"]}).json()
+    ids = [run["id"] for run in runs["reconstructions"]]
+    assert {done["id"], simulated["automatic"]["id"]} <= set(ids)
+    assert ids == sorted(ids, reverse=True)  # newest first
+    assert all(run["params"]["series"] == simulated["series"] for run in runs["reconstructions"])
+    assert runs["total"] == len(runs["reconstructions"])
+    assert orthanc.get("/api/reconstructions", params={"series": "none"}).json()["total"] == 0
+
 
 def test_bad_reconstruction_requests(orthanc: OrthancServer, simulated: dict) -> None:
     ct_series = simulated["automatic"]["result"]["series"]

@@ -153,3 +153,14 @@ def test_counts_list_and_age(queue: SqliteJobQueue) -> None:
     assert [j.kind for j in queue.list(kind="ai", limit=10, offset=0)] == ["ai"]
     assert [j.id for j in queue.list(limit=2, offset=1)] == [2, 1]
     assert queue.count(state=JobState.QUEUED) == 2
+
+
+def test_jobs_are_found_by_their_parameters(queue: SqliteJobQueue) -> None:
+    first = queue.enqueue("recon", {"series": "abc", "method": "fdk"})
+    queue.enqueue("recon", {"series": "def"})
+    third = queue.enqueue("recon", {"series": "abc", "method": "tv"})
+    queue.enqueue("ai", {"series": "abc"})
+    found = queue.list(kind="recon", params={"series": "abc"}, limit=10, offset=0)
+    assert [job.id for job in found] == [third.id, first.id]
+    assert queue.count(kind="recon", params={"series": "abc", "method": "tv"}) == 1
+    assert queue.count(params={"series": "x' OR '1'='1"}) == 0  # values are bound, not spliced

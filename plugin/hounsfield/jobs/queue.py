@@ -8,7 +8,7 @@ can never overwrite the outcome of the attempt that replaced it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -33,11 +33,25 @@ class JobQueue(Protocol):
 
     def get(self, job_id: int) -> Job | None: ...
 
-    def count(self, *, state: JobState | None = None, kind: str | None = None) -> int: ...
+    def count(
+        self,
+        *,
+        state: JobState | None = None,
+        kind: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> int: ...
 
     def list(
-        self, *, state: JobState | None = None, kind: str | None = None, limit: int, offset: int
-    ) -> list[Job]: ...
+        self,
+        *,
+        state: JobState | None = None,
+        kind: str | None = None,
+        params: Mapping[str, str] | None = None,
+        limit: int,
+        offset: int,
+    ) -> list[Job]:
+        """Newest first; ``params``: jobs whose parameters hold these values."""
+        ...
 
     def request_cancel(self, job_id: int) -> Job | None: ...
 
@@ -149,18 +163,30 @@ class SqliteJobQueue:
         return Job.from_row(rows[0]) if rows else None
 
     def list(
-        self, *, state: JobState | None = None, kind: str | None = None, limit: int, offset: int
+        self,
+        *,
+        state: JobState | None = None,
+        kind: str | None = None,
+        params: Mapping[str, str] | None = None,
+        limit: int,
+        offset: int,
     ) -> list[Job]:
-        where, params = _filters(state=state, kind=kind)
+        where, values = _filters(state=state, kind=kind, params=params)
         rows = self.db.query(
             f"SELECT * FROM jobs {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-            (*params, limit, offset),
+            (*values, limit, offset),
         )
         return [Job.from_row(row) for row in rows]
 
-    def count(self, *, state: JobState | None = None, kind: str | None = None) -> int:
-        where, params = _filters(state=state, kind=kind)
-        return self.db.query(f"SELECT count(*) FROM jobs {where}", params)[0][0]
+    def count(
+        self,
+        *,
+        state: JobState | None = None,
+        kind: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> int:
+        where, values = _filters(state=state, kind=kind, params=params)
+        return self.db.query(f"SELECT count(*) FROM jobs {where}", values)[0][0]
 
     def request_cancel(self, job_id: int) -> Job | None:
         """Cancel a queued job at once; ask a running one to stop (its worker sees the flag)."""
@@ -282,12 +308,17 @@ class SqliteJobQueue:
         return bool(rows)
 
 
-def _filters(*, state: JobState | None, kind: str | None) -> tuple[str, Sequence[str]]:
-    clauses, params = [], []
+def _filters(
+    *, state: JobState | None, kind: str | None, params: Mapping[str, str] | None = None
+) -> tuple[str, Sequence[str]]:
+    clauses, values = [], []
     if state is not None:
         clauses.append("state = ?")
-        params.append(state.value)
+        values.append(state.value)
     if kind is not None:
         clauses.append("kind = ?")
-        params.append(kind)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+        values.append(kind)
+    for name, value in (params or {}).items():
+        clauses.append("json_extract(params, ?) = ?")
+        values += [f'$."{name}"', value]
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), values

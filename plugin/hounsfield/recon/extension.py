@@ -122,6 +122,24 @@ def request_reconstruction(request: Request) -> Response:
     return Response.json(job.to_json(), status=202, Location=f"/api/reconstructions/{job.id}")
 
 
+@routes.get("/api/reconstructions")
+def list_reconstructions(request: Request) -> dict[str, Any]:
+    """Reconstructions, newest first; ``?series=`` those of one projection series, to compare
+    runs (method, parameters, QC) side by side."""
+    limit = request.query_value("limit", int, 100)
+    offset = request.query_value("offset", int, 0)
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise HttpError(400, "'limit' must be 1 to 1000 and 'offset' not negative")
+    wanted = {"series": request.query["series"]} if request.query.get("series") else None
+    found = request.app.jobs.list(kind="recon.fdk", params=wanted, limit=limit, offset=offset)
+    return {
+        "reconstructions": [job.to_json() for job in found],
+        "total": request.app.jobs.count(kind="recon.fdk", params=wanted),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
 @routes.get("/api/reconstructions/{job_id:int}")
 def get_reconstruction(request: Request) -> dict[str, Any]:
     job = request.app.jobs.get(request.path_params["job_id"])

@@ -171,8 +171,8 @@ class Application:
         # by the next request's filter call).
         self._gate_decisions[threading.get_ident()] = (method, path, ip, decision)
         # Our callbacks answer a refusal themselves (JSON under /api/, the sign-in page for
-        # the viewer), which a filter cannot.
-        return decision.allowed or path.startswith("/api/") or viewer.is_viewer_path(path)
+        # our pages), which a filter cannot.
+        return decision.allowed or path.startswith("/api/") or pages.is_page(path)
 
     def handle_http(self, request: Request) -> Response:
         request.app = self
@@ -181,8 +181,8 @@ class Application:
         if self.settings.plugin.auth.enabled:
             decision = self._decision_for(request)
             if not decision.allowed:
-                if decision.status == 401 and viewer.is_viewer_path(request.path):
-                    return viewer.sign_in_page(request)
+                if decision.status == 401 and pages.is_page(request.path):
+                    return pages.sign_in_page(request)
                 return Response.error(HttpError(decision.status, decision.reason))
             request.principal = decision.principal
         return self.router.handle(request)

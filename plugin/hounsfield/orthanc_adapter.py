@@ -179,6 +179,7 @@ def install(worker_python: str) -> Application:
     orthanc.RegisterRestCallback("/api/.*", on_rest)
     orthanc.RegisterRestCallback("/login(/.*)?", on_rest)
     orthanc.RegisterRestCallback("/ohif(/.*)?", on_rest)
+    orthanc.RegisterRestCallback("/recon(/.*)?", on_rest)
     orthanc.ExtendOrthancExplorer(page_file("explorer.js").decode())
     orthanc.RegisterOnChangeCallback(on_change)
     atexit.register(app.stop)

@@ -110,6 +110,8 @@ CASES = [
     case("GET", "/ohif/viewer?StudyInstanceUIDs={linked_uid}", SIGNED_IN),
     case("GET", "/ohif/app-config.js", SIGNED_IN),
     case("POST", "/ohif/app-config.js", {"admin"}),
+    case("GET", "/recon", STAFF),
+    case("GET", "/recon/recon.js", STAFF),
     case("GET", "/tools/metrics-prometheus", {"admin"}),
     case("GET", "/jobs", {"admin"}),
     case("GET", "/modalities", {"admin"}),

@@ -95,6 +95,9 @@ RULES: tuple[Rule, ...] = (
     # The viewer's files (OHIF): every signed-in user; what it shows is checked per request.
     _rule("GET", "/ohif", roles=ANY_USER),
     _rule("GET", "/ohif/**", roles=ANY_USER),
+    # The reconstruction page: staff see runs (starting one takes acquisition rights).
+    _rule("GET", "/recon", roles=STAFF),
+    _rule("GET", "/recon/**", roles=STAFF),
     # Administration of users and the audit trail.
     _rule("GET,POST", "/api/users", roles=ADMIN),
     _rule("GET,PATCH,DELETE", "/api/users/{name}", roles=ADMIN),

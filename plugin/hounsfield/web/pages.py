@@ -1,8 +1,11 @@
-"""Our own pages, served from the repository's ``html/`` folder (only the files listed)."""
+"""Our own pages, served from the repository's ``html/`` folder (only the files listed),
+and what a browser without a session gets on any of our pages: the sign-in page."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
+from urllib.parse import urlencode
 
 from hounsfield.web.http import HttpError, Request, Response
 from hounsfield.web.router import RouteTable
@@ -14,7 +17,27 @@ LOGIN_ASSETS = {
     "session.js": "text/javascript",  # keeps signed-in pages signed in (viewer, Explorer)
 }
 
+RECON_ASSETS = {"recon.js": "text/javascript", "recon.css": "text/css; charset=utf-8"}
+# Paths our callbacks answer with pages: a refused visitor is sent to sign in there.
+PAGE_PREFIXES = ("/ohif", "/recon")
+
 routes = RouteTable()
+
+
+def is_page(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PAGE_PREFIXES)
+
+
+def sign_in_page(request: Request) -> Response:
+    """What a browser gets on one of our pages without a session: off to the sign-in page."""
+    target = request.path + (f"?{urlencode(request.query)}" if request.query else "")
+    next_page = html.escape("/login?" + urlencode({"next": target}))
+    body = (
+        "<!doctype html><meta charset=utf-8><title>Sign in</title>"
+        f'<meta http-equiv="refresh" content="0; url={next_page}">'
+        f'<p>Please <a href="{next_page}">sign in</a>.</p>'
+    ).encode()
+    return Response(401, body, "text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
 def page_file(name: str) -> bytes:
@@ -34,3 +57,19 @@ def login_asset(request: Request) -> Response:
     if name not in LOGIN_ASSETS:
         raise HttpError(404, f"no such file: {name}")
     return Response(200, page_file(name), LOGIN_ASSETS[name])
+
+
+@routes.get("/recon")
+def recon_page(request: Request) -> Response:
+    """Technicians' reconstruction page: runs of a projection series, new runs, their QC."""
+    response = Response(200, page_file("recon.html"), "text/html; charset=utf-8")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@routes.get("/recon/{asset}")
+def recon_asset(request: Request) -> Response:
+    name = request.path_params["asset"]
+    if name not in RECON_ASSETS:
+        raise HttpError(404, f"no such file: {name}")
+    return Response(200, page_file(name), RECON_ASSETS[name])

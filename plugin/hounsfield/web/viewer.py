@@ -8,11 +8,9 @@ Hashed bundles are cached for good; the page and its configuration never are.
 
 from __future__ import annotations
 
-import html
 import mimetypes
 import re
 from pathlib import Path
-from urllib.parse import urlencode
 
 from hounsfield.web.http import HttpError, Request, Response
 from hounsfield.web.router import RouteTable
@@ -24,22 +22,6 @@ HASHED = re.compile(r"\.[0-9a-f]{16}\.(js|css|wasm)$|^[0-9a-f]{16}\.wasm$")
 TYPES = {".wasm": "application/wasm", ".js": "text/javascript", ".mjs": "text/javascript"}
 
 routes = RouteTable()
-
-
-def is_viewer_path(path: str) -> bool:
-    return path == PREFIX or path.startswith(PREFIX + "/")
-
-
-def sign_in_page(request: Request) -> Response:
-    """What a browser gets on the viewer without a session: off to the sign-in page."""
-    target = request.path + (f"?{urlencode(request.query)}" if request.query else "")
-    next_page = html.escape("/login?" + urlencode({"next": target}))
-    body = (
-        "<!doctype html><meta charset=utf-8><title>Sign in</title>"
-        f'<meta http-equiv="refresh" content="0; url={next_page}">'
-        f'<p>Please <a href="{next_page}">sign in</a>.</p>'
-    ).encode()
-    return Response(401, body, "text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
 def _file(relative: str) -> Path | None:

@@ -1,0 +1,143 @@
+// Technicians' reconstruction page: pick a projection series, run it again with other
+// parameters, and compare the runs' QC. Everything goes through our REST API with the
+// sign-in cookies (writes carry the CSRF token).
+(function () {
+  "use strict";
+  const seriesSelect = document.getElementById("series");
+  const seriesInfo = document.getElementById("series-info");
+  const form = document.getElementById("run-form");
+  const message = document.getElementById("message");
+  const rows = document.querySelector("#runs tbody");
+  let polling = null;
+
+  function cookie(name) {
+    const found = document.cookie.split("; ").find((item) => item.startsWith(name + "="));
+    return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
+  }
+
+  async function api(path, options = {}) {
+    const response = await fetch(path, {
+      credentials: "same-origin",
+      ...options,
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": cookie("hf_csrf") },
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const details = (answer.details || []).map((d) => d.field + ": " + d.message).join("; ");
+      throw new Error((answer.error || "HTTP " + response.status) + (details ? " (" + details + ")" : ""));
+    }
+    return answer;
+  }
+
+  function show(text) {
+    message.textContent = text;
+    message.hidden = !text;
+  }
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    td.textContent = text === undefined || text === null ? "" : String(text);
+    if (className) td.className = className;
+    return td;
+  }
+
+  function describe(params) {
+    const method = params.method || "fdk";
+    const parts = [method.toUpperCase()];
+    if (method === "fdk") parts.push("hann " + (params.hann_cut ?? 1));
+    if (params.iterations) parts.push(params.iterations + " it.");
+    if (method === "tv") parts.push("strength " + (params.tv_strength ?? 4));
+    if (params.preview) parts.push("preview");
+    return parts.join(" ");
+  }
+
+  function render(runs) {
+    rows.replaceChildren(
+      ...runs.map(function (run) {
+        const result = run.result || {};
+        const qc = result.qc || {};
+        const tr = document.createElement("tr");
+        tr.className = run.state;
+        const state = run.state === "running" ? "running " + run.progress + "%" : run.state;
+        tr.append(
+          cell(run.id),
+          cell(run.state === "failed" ? state + ": " + run.error : state),
+          cell(describe(run.params)),
+          cell(result.grid ? result.grid.size.join("×") : ""),
+          cell(result.reconstructionSeconds, "number"),
+          cell(result.device),
+          cell(qc.centreMeanHu, "number"),
+          cell(qc.noiseHu, "number"),
+          cell(qc.uniformityHu, "number"),
+          cell(qc.ringIndexHu, "number"),
+        );
+        const open = document.createElement("td");
+        if (result.viewer) {
+          const link = document.createElement("a");
+          link.href = result.viewer;
+          link.target = "_blank";
+          link.textContent = "open";
+          open.append(link);
+        }
+        tr.append(open);
+        return tr;
+      }),
+    );
+  }
+
+  async function loadRuns() {
+    if (!seriesSelect.value) return;
+    const listing = await api("/api/reconstructions?series=" + encodeURIComponent(seriesSelect.value));
+    render(listing.reconstructions);
+    const busy = listing.reconstructions.some((run) => run.state === "queued" || run.state === "running");
+    clearTimeout(polling);
+    polling = busy ? setTimeout(loadRuns, 1500) : null;
+  }
+
+  async function loadSeries() {
+    const listing = await api("/api/reconstructions?limit=1000");
+    const wanted = new URLSearchParams(window.location.search).get("series");
+    const ids = [...new Set([wanted, ...listing.reconstructions.map((run) => run.params.series)])].filter(Boolean);
+    for (const id of ids) {
+      const option = document.createElement("option");
+      option.value = id;
+      try {
+        const series = await api("/series/" + encodeURIComponent(id));
+        const tags = series.MainDicomTags;
+        option.textContent = (tags.SeriesDescription || "projections") + " · " + (tags.Modality || "") + " · " + id;
+      } catch (error) {
+        option.textContent = id + " (not found)";
+      }
+      seriesSelect.append(option);
+    }
+    if (wanted) seriesSelect.value = wanted;
+    seriesInfo.textContent = ids.length ? "" : "No projection series has been reconstructed yet.";
+    await loadRuns();
+  }
+
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    show("");
+    const body = { series: seriesSelect.value, method: form.method.value, preview: form.preview.checked };
+    for (const name of ["hann_cut", "iterations", "tv_strength", "voxels"]) {
+      if (form[name].value !== "") body[name] = Number(form[name].value);
+    }
+    const button = document.getElementById("run");
+    button.disabled = true;
+    try {
+      await api("/api/reconstructions", { method: "POST", body: JSON.stringify(body) });
+      await loadRuns();
+    } catch (error) {
+      show(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  seriesSelect.addEventListener("change", loadRuns);
+  document.getElementById("sign-out").addEventListener("click", function () {
+    api("/api/auth/logout", { method: "POST" }).finally(() => window.location.assign("/login?next=/recon"));
+  });
+  window.hounsfieldSession.start();
+  loadSeries().catch((error) => show(error.message));
+})();

@@ -1,0 +1,50 @@
+"""The technicians' reconstruction page in Chromium: runs of a series, a new run, its QC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.support.recon import reconstruction_of
+from tests.support.server import OrthancServer
+
+PASSWORD = "Recon-Page-2468"
+SMALL = {"projections": 60, "detector_columns": 48, "detector_rows": 32, "pixel_spacing_mm": 1.0}
+
+
+def test_a_technician_tunes_a_reconstruction_and_compares_runs(
+    orthanc: OrthancServer, page: Page, screenshots: Path
+) -> None:
+    simulated = orthanc.wait_job(
+        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+    )["result"]
+    automatic = reconstruction_of(orthanc, simulated["series"])
+    user = {"username": "recon-technician", "password": PASSWORD, "role": "technician"}
+    assert orthanc.post("/api/users", json=user).ok
+
+    page.goto(orthanc.url(f"/recon?series={simulated['series']}"))
+    page.wait_for_url("**/login?next=**")
+    page.fill("#username", user["username"])
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(f"**/recon?series={simulated['series']}")
+    expect(page.locator("#series")).to_have_value(simulated["series"])
+    automatic_row = page.locator("#runs tbody tr", has_text=f"{automatic['id']}")
+    expect(automatic_row).to_contain_text("succeeded")
+
+    page.fill("input[name=iterations]", "0")  # the form's limits are the API's
+    page.click("#run")
+    expect(page.locator("input[name=iterations]:invalid")).to_have_count(1)
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+
+    page.fill("input[name=iterations]", "")
+    page.fill("input[name=hann_cut]", "0.5")
+    page.click("#run")
+    tuned = page.locator("#runs tbody tr", has_text="FDK hann 0.5 preview")
+    expect(tuned).to_contain_text("succeeded", timeout=60_000)
+    expect(page.locator("#runs tbody tr")).to_have_count(2)
+    expect(tuned.locator("a", has_text="open")).to_have_attribute(
+        "href", f"/ohif/viewer?StudyInstanceUIDs={simulated['studyInstanceUid']}"
+    )
+    page.screenshot(path=str(screenshots / "recon-page.png"))

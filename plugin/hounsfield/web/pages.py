@@ -44,32 +44,36 @@ def page_file(name: str) -> bytes:
     return (PAGES_DIRECTORY / name).read_bytes()
 
 
+def _page(name: str) -> Response:
+    """An HTML page of ours: never cached, so a new version shows at once."""
+    return Response(
+        200, page_file(name), "text/html; charset=utf-8", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _asset(request: Request, listed: dict[str, str]) -> Response:
+    name = request.path_params["asset"]
+    if name not in listed:
+        raise HttpError(404, f"no such file: {name}")
+    return Response(200, page_file(name), listed[name])
+
+
 @routes.get("/login")
 def login_page(request: Request) -> Response:
-    response = Response(200, page_file("login.html"), "text/html; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _page("login.html")
 
 
 @routes.get("/login/{asset}")
 def login_asset(request: Request) -> Response:
-    name = request.path_params["asset"]
-    if name not in LOGIN_ASSETS:
-        raise HttpError(404, f"no such file: {name}")
-    return Response(200, page_file(name), LOGIN_ASSETS[name])
+    return _asset(request, LOGIN_ASSETS)
 
 
 @routes.get("/recon")
 def recon_page(request: Request) -> Response:
     """Technicians' reconstruction page: runs of a projection series, new runs, their QC."""
-    response = Response(200, page_file("recon.html"), "text/html; charset=utf-8")
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return _page("recon.html")
 
 
 @routes.get("/recon/{asset}")
 def recon_asset(request: Request) -> Response:
-    name = request.path_params["asset"]
-    if name not in RECON_ASSETS:
-        raise HttpError(404, f"no such file: {name}")
-    return Response(200, page_file(name), RECON_ASSETS[name])
+    return _asset(request, RECON_ASSETS)

@@ -15,10 +15,8 @@ import pytest
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
 from hounsfield.recon.projections import build_projection_dataset
-from tests.support.recon import reconstruction_of
+from tests.support.recon import SMALL_ACQUISITION, reconstruction_of
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, process_alive, wait_for
-
-SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
 
 
 def dciodvfy_errors(path: Path) -> list[str]:
@@ -50,7 +48,7 @@ def check_ct_series(orthanc: OrthancServer, study_id: str, result: dict, tmp_pat
 def test_a_simulated_acquisition_becomes_a_ct_series(
     orthanc: OrthancServer, tmp_path: Path
 ) -> None:
-    accepted = orthanc.post("/api/acquisitions/simulate", json=SMALL)
+    accepted = orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION)
     assert accepted.status_code == 202, accepted.text
     simulation = orthanc.wait_job(accepted.json()["id"], timeout=120)
     assert simulation["state"] == "succeeded", simulation
@@ -155,7 +153,7 @@ def test_an_impossible_orbit_is_refused_before_queueing(orthanc: OrthancServer) 
 def simulated(orthanc: OrthancServer) -> dict:
     """One simulated acquisition and its automatic reconstruction."""
     simulation = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
     )
     automatic = reconstruction_of(orthanc, simulation["result"]["series"])
     return {
@@ -245,7 +243,7 @@ def test_a_worker_killed_mid_reconstruction_leaves_one_series(
 def test_orthanc_killed_mid_reconstruction_leaves_one_series(make_orthanc) -> None:
     orthanc = make_orthanc(hounsfield__extensions=["hounsfield.recon"]).start()
     simulation = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
     )
     series, study = simulation["result"]["series"], simulation["result"]["study"]
     reconstruction_of(orthanc, series)
@@ -317,7 +315,7 @@ def test_automatic_reconstruction_can_be_turned_off(make_orthanc) -> None:
         hounsfield__extensions=["hounsfield.recon"], hounsfield_recon__automatic=False
     ).start()
     simulation = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
     )
     assert simulation["state"] == "succeeded"
     wait_for(

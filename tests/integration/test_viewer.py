@@ -10,7 +10,7 @@ import requests
 from playwright.sync_api import Page
 
 from hounsfield.web.viewer import VIEWER_DIRECTORY
-from tests.support.recon import reconstruction_of
+from tests.support.recon import SMALL_ACQUISITION, reconstruction_of
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
 
 pytestmark = pytest.mark.skipif(
@@ -19,7 +19,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 USER_PASSWORD = "Viewer-Pass-1357"  # the users these tests create
-SMALL = {"projections": 90, "detector_columns": 64, "detector_rows": 48, "pixel_spacing_mm": 1.0}
 
 # Counts the canvas pixels brighter than the background: the image is really drawn.
 LIT_PIXELS = """canvas => {
@@ -57,7 +56,7 @@ def test_the_viewer_is_an_app_behind_sign_in(orthanc: OrthancServer) -> None:
 def reconstructed(orthanc: OrthancServer) -> dict:
     """A simulated acquisition and its automatic reconstruction: (study UID, slices)."""
     simulated = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL).json()["id"], timeout=120
+        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
     )["result"]
     reconstruction = reconstruction_of(orthanc, simulated["series"])
     assert reconstruction["state"] == "succeeded", reconstruction

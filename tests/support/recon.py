@@ -9,6 +9,15 @@ from urllib3 import encode_multipart_formdata
 
 from tests.support.server import OrthancServer, wait_for
 
+# A simulated acquisition small enough for a test: 90 projections of 64 x 48, reconstructed
+# to 64 x 48 x 64 in well under a second.
+SMALL_ACQUISITION = {
+    "projections": 90,
+    "detector_columns": 64,
+    "detector_rows": 48,
+    "pixel_spacing_mm": 1.0,
+}
+
 
 def upload_acquisition(
     orthanc: OrthancServer,

@@ -152,6 +152,7 @@ class Application:
             self.users,
             StudyResolver(self.orthanc),
             AccessRecorder(self.audit),
+            settings.plugin.limits,
         )
         # Keyed by OS thread id: the Python plugin makes a fresh thread state for each
         # callback, so threading.local() would forget between the filter and the route.
@@ -170,14 +171,18 @@ class Application:
         # the decision from here instead of deciding again (one entry per thread, replaced
         # by the next request's filter call).
         self._gate_decisions[threading.get_ident()] = (method, path, ip, decision)
+        if decision.allowed:
+            return True
         # Our callbacks answer a refusal themselves (JSON under /api/, the sign-in page for
-        # our pages), which a filter cannot.
-        return decision.allowed or path.startswith("/api/") or pages.is_page(path)
+        # our pages), which a filter cannot; but only after Orthanc has read the body, so a
+        # refused request announcing a large body is turned away here, unread.
+        if not decision.body_may_be_read:
+            return False
+        return path.startswith("/api/") or pages.is_page(path)
 
     def handle_http(self, request: Request) -> Response:
         request.app = self
-        request.max_body_bytes = self.settings.plugin.max_request_bytes
-        request.max_upload_bytes = self.settings.plugin.max_upload_bytes
+        request.limits = self.settings.plugin.limits
         if self.settings.plugin.auth.enabled:
             decision = self._decision_for(request)
             if not decision.allowed:

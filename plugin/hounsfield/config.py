@@ -38,6 +38,23 @@ class AuthSection(BaseModel):
     token_key_file: str | None = None
 
 
+class LimitsSection(BaseModel):
+    """What a sender may send (README, "Input limits"). Each bound is checked before the
+    input is parsed; a refusal names its key (``Limits.JsonDepth``...)."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
+
+    request_bytes: int = Field(1 << 20, ge=1024)  # a JSON body of our API
+    upload_bytes: int = Field(4 << 30, ge=1 << 20)  # an upload: TIFF projections, DICOM, STOW-RS
+    json_depth: int = Field(32, ge=2, le=200)
+    multipart_parts: int = Field(10_000, ge=1)
+    multipart_header_bytes: int = Field(8192, ge=256, le=1 << 20)
+    xml_bytes: int = Field(1 << 20, ge=1024)
+    xml_depth: int = Field(32, ge=2, le=200)
+    dicom_depth: int = Field(32, ge=1, le=200)  # nested sequences in an incoming object
+    token_bytes: int = Field(4096, ge=256, le=65536)  # a bearer token or session cookie
+
+
 class PluginSection(BaseModel):
     model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
 
@@ -47,8 +64,7 @@ class PluginSection(BaseModel):
     cancel_grace_seconds: float = Field(10.0, gt=0)
     minimum_free_space_mb: int = Field(500, ge=0, alias="MinimumFreeSpaceMB")
     extensions: list[str] = Field(default_factory=list)
-    max_request_bytes: int = Field(1 << 20, ge=1024)
-    max_upload_bytes: int = Field(4 << 30, ge=1024)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
     node_name: str = Field(default_factory=socket.gethostname, min_length=1)
     auth: AuthSection = Field(default_factory=AuthSection)
 

@@ -7,6 +7,8 @@ from urllib3 import encode_multipart_formdata
 
 from hounsfield.web.multipart import MultipartError, split_parts
 
+LIMITS = {"max_parts": 100, "max_header_bytes": 8192}
+
 
 def encoded(fields: list) -> tuple[bytes, str]:
     body, content_type = encode_multipart_formdata(fields)
@@ -22,7 +24,7 @@ def test_parts_come_out_by_name_in_order_and_byte_exact() -> None:
             ("projections", ("b.tif", b"", "image/tiff")),
         ]
     )
-    parts = split_parts(body, content_type)
+    parts = split_parts(body, content_type, **LIMITS)
     assert {name: [bytes(view) for view in views] for name, views in parts.items()} == {
         "projections": [tricky, b""],
         "geometry": [b'{"i0": 1}'],
@@ -34,7 +36,7 @@ def test_a_quoted_boundary_and_a_preamble_are_understood() -> None:
         b'preamble to ignore\r\n--b 1\r\nContent-Disposition: form-data; name="x"\r\n\r\n'
         b"value\r\n--b 1--\r\n"
     )
-    parts = split_parts(body, 'multipart/mixed; boundary="b 1"')
+    parts = split_parts(body, 'multipart/mixed; boundary="b 1"', **LIMITS)
     assert [bytes(view) for view in parts["x"]] == [b"value"]
 
 
@@ -49,4 +51,17 @@ def test_a_quoted_boundary_and_a_preamble_are_understood() -> None:
 def test_malformed_bodies_are_named(cut, content_type: str | None, message: str) -> None:
     body, announced = encoded([("geometry", ("g.json", b"{}", "application/json"))])
     with pytest.raises(MultipartError, match=message):
-        split_parts(cut(body), content_type or announced)
+        split_parts(cut(body), content_type or announced, **LIMITS)
+
+
+def test_parts_and_header_blocks_are_bounded_before_parsing() -> None:
+    many, content_type = encoded([(f"p{n}", ("f", b"x", "text/plain")) for n in range(101)])
+    with pytest.raises(MultipartError, match="more than 100 parts") as refused:
+        split_parts(many, content_type, **LIMITS)
+    assert refused.value.limit == "Limits.MultipartParts"
+    long_header = ("long", ("f" * 9000, b"x", "text/plain"))
+    body, content_type = encoded([long_header])
+    with pytest.raises(MultipartError, match="headers exceed 8192 bytes"):
+        split_parts(body, content_type, **LIMITS)
+    with pytest.raises(MultipartError, match="boundary longer than 70"):
+        split_parts(body, "multipart/mixed; boundary=" + "b" * 71, **LIMITS)

@@ -5,6 +5,7 @@ import json
 import pytest
 from pydantic import BaseModel
 
+from hounsfield.config import LimitsSection
 from hounsfield.web import HttpError, Request, Response, Router, RouteTable
 from hounsfield.web.router import compile_template
 
@@ -38,10 +39,11 @@ def broken(request: Request) -> dict:
 
 
 router = Router([table])
+LIMITS = LimitsSection.model_validate({"RequestBytes": 1024, "JsonDepth": 4})
 
 
 def call(method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
-    response = router.handle(Request(method, path, body=body, max_body_bytes=64))
+    response = router.handle(Request(method, path, body=body, limits=LIMITS))
     return response.status, json.loads(response.body) if response.body else {}
 
 
@@ -78,8 +80,17 @@ def test_invalid_body_lists_the_fields() -> None:
 
 
 def test_oversized_body_is_refused_before_parsing() -> None:
-    status, body = call("POST", "/api/studies", b'{"uid": "' + b"9" * 100 + b'"}')
-    assert (status, body["error"]) == (413, "request body exceeds 64 bytes")
+    status, body = call("POST", "/api/studies", b'{"uid": "' + b"9" * 1100 + b'"}')
+    assert (status, body["error"]) == (413, "JSON body exceeds 1024 bytes")
+    assert body["limit"] == "Limits.RequestBytes"
+
+
+def test_deep_nesting_is_refused_naming_the_limit() -> None:
+    status, body = call("POST", "/api/studies", b'{"uid": [[[["x"]]]]}')
+    assert (status, body["error"]) == (400, "JSON nested deeper than 4 levels")
+    assert body["limit"] == "Limits.JsonDepth"
+    status, _ = call("POST", "/api/studies", b'{"uid": "[[[[[[", "slices": 1}')
+    assert status == 201  # brackets inside a string are text
 
 
 def test_wrong_method_lists_the_allowed_ones() -> None:

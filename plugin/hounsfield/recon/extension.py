@@ -68,7 +68,7 @@ def upload_acquisition(request: Request) -> Response:
     fields = request.multipart()
     if "geometry" not in fields or "projections" not in fields:
         raise HttpError(400, "send a 'geometry' JSON part and 'projections' TIFF part(s)")
-    parameters = validated(GeometryParameters, bytes(fields["geometry"][0]))
+    parameters = validated(GeometryParameters, request.parse_json(fields["geometry"][0]))
     rtk_geometry = bytes(fields["rtk_geometry"][0]) if "rtk_geometry" in fields else None
     spool_root = request.app.settings.data_directory / SPOOL_FOLDER
     spool.prune_abandoned(spool_root, _waiting_uploads(request.app.jobs))

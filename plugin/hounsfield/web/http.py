@@ -9,7 +9,10 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from hounsfield.web.multipart import MultipartError, split_parts
+from hounsfield.config import LimitsSection
+from hounsfield.untrusted import InputRefused
+from hounsfield.untrusted.jsontext import parse_json
+from hounsfield.web.multipart import split_parts
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -22,6 +25,12 @@ class HttpError(Exception):
         self.status = status
         self.message = message
         self.details = details
+
+    @classmethod
+    def refused(cls, refusal: InputRefused) -> HttpError:
+        """413 for a size limit, 400 otherwise; the limit's configuration key when one is hit."""
+        details = {"limit": refusal.limit} if refusal.limit else {}
+        return cls(413 if refusal.too_large else 400, refusal.message, **details)
 
 
 @dataclass
@@ -54,8 +63,7 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     path_params: dict[str, Any] = field(default_factory=dict)
-    max_body_bytes: int = 1 << 20
-    max_upload_bytes: int = 1 << 32
+    limits: LimitsSection = field(default_factory=LimitsSection)
     app: Any = None
     principal: Any = None  # the signed-in user, set by the gate
     ip: str = ""
@@ -68,19 +76,19 @@ class Request:
         return cookies[name].value if name in cookies else None
 
     def json(self) -> Any:
-        """The body as JSON: 413 when too large, 400 with the parser's reason if malformed."""
-        if len(self.body) > self.max_body_bytes:
-            raise HttpError(413, f"request body exceeds {self.max_body_bytes} bytes")
+        """The body as JSON: 413 when too large, 400 naming the problem (or the limit)."""
         if not self.body.strip():
             raise HttpError(400, "request body is empty; a JSON document is expected")
+        return self.parse_json(self.body)
+
+    def parse_json(self, data: bytes | memoryview) -> Any:
+        """JSON sent with this request (the body or a part), within the configured limits."""
         try:
-            return json.loads(self.body.decode("utf-8"))  # RFC 8259: JSON on the wire is UTF-8
-        except UnicodeDecodeError as error:
-            raise HttpError(400, f"request body is not UTF-8 text: {error.reason}") from error
-        except json.JSONDecodeError as error:
-            raise HttpError(
-                400, f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
-            ) from error
+            return parse_json(
+                data, max_bytes=self.limits.request_bytes, max_depth=self.limits.json_depth
+            )
+        except InputRefused as refusal:
+            raise HttpError.refused(refusal) from refusal
 
     def parse(self, model: type[Model]) -> Model:
         """The JSON body validated against ``model``; 400 listing every invalid field."""
@@ -93,8 +101,10 @@ class Request:
         server keeps multipart/form-data for itself (Orthanc Explorer's uploads), so
         clients send the same body as multipart/mixed (or multipart/related).
         """
-        if len(self.body) > self.max_upload_bytes:
-            raise HttpError(413, f"upload exceeds {self.max_upload_bytes} bytes")
+        if len(self.body) > self.limits.upload_bytes:
+            raise HttpError(
+                413, f"upload exceeds {self.limits.upload_bytes} bytes", limit="Limits.UploadBytes"
+            )
         content_type = self.headers.get("content-type", "")
         if not content_type.startswith(("multipart/mixed", "multipart/related")):
             raise HttpError(
@@ -103,9 +113,14 @@ class Request:
                 "taken by Orthanc itself)",
             )
         try:
-            return split_parts(self.body, content_type)
-        except MultipartError as error:
-            raise HttpError(400, str(error)) from error
+            return split_parts(
+                self.body,
+                content_type,
+                max_parts=self.limits.multipart_parts,
+                max_header_bytes=self.limits.multipart_header_bytes,
+            )
+        except InputRefused as refusal:
+            raise HttpError.refused(refusal) from refusal
 
     def query_value(self, name: str, parse: type = str, default: Any = None) -> Any:
         """A query-string parameter converted with ``parse``; 400 naming it when it does not fit."""
@@ -119,10 +134,8 @@ class Request:
 
 
 def validated(model: type[Model], payload: Any) -> Model:
-    """``payload`` (parsed JSON, or JSON text) checked against ``model``; 400 naming fields."""
+    """``payload`` (parsed JSON) checked against ``model``; 400 naming each invalid field."""
     try:
-        if isinstance(payload, str | bytes):
-            return model.model_validate_json(payload)
         return model.model_validate(payload)
     except pydantic.ValidationError as error:
         raise HttpError(400, "invalid request body", details=_field_errors(error)) from error

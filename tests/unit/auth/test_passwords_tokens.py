@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import base64
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -80,3 +82,33 @@ def test_the_key_is_made_once_and_private(tmp_path: Path) -> None:
     os.chmod(path, 0o644)
     assert load_or_create_key(path) == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_forged_token_is_refused_before_any_of_it_is_parsed() -> None:
+    """Nested JSON in a token's header crashed Orthanc's 100 KiB HTTP threads via PyJWT."""
+    nested = base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).rstrip(b"=").decode()
+    outcome: list[BaseException] = []
+
+    def verify() -> None:
+        try:
+            TokenService(b"k" * 32, 60).verify(f"{nested}.e30.c2ln")
+        except BaseException as error:  # reported to the test thread
+            outcome.append(error)
+
+    previous = threading.stack_size(100 * 1024)
+    try:
+        thread = threading.Thread(target=verify)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(previous)
+    assert isinstance(outcome[0], TokenError) and "algorithm" in outcome[0].reason
+
+
+def test_a_token_signed_with_another_key_is_refused() -> None:
+    token = TokenService(b"j" * 32, 60).issue("alice", "admin", "s1")
+    with pytest.raises(TokenError, match="signature is invalid"):
+        TokenService(b"k" * 32, 60).verify(token)
+    header, payload, _ = token.split(".")
+    with pytest.raises(TokenError, match="malformed"):
+        TokenService(b"j" * 32, 60).verify(f"{header}.{payload}.not*base64")

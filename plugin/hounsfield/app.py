@@ -28,6 +28,7 @@ from hounsfield.auth.service import AuthService
 from hounsfield.auth.store import SessionStore, UserStore
 from hounsfield.auth.studies import StudyResolver
 from hounsfield.auth.tokens import TokenService, load_or_create_key
+from hounsfield.callstack import FullStackThreads
 from hounsfield.config import Settings
 from hounsfield.db import Database, Migration, apply_migrations
 from hounsfield.events import dispatcher as event_dispatcher
@@ -36,7 +37,8 @@ from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
 from hounsfield.events.stability import StabilityTracker
 from hounsfield.events.types import Event, EventRecord
-from hounsfield.extensions import Refusal, Registry, load_extensions
+from hounsfield.extensions import Registry, load_extensions
+from hounsfield.intake.admission import Refusal, judge
 from hounsfield.jobs import queue as job_queue
 from hounsfield.jobs import routes as job_routes
 from hounsfield.jobs.model import Job
@@ -101,6 +103,8 @@ class Application:
         self.stability = StabilityTracker(self.db)
         self._build_auth(settings)
         self.router = Router([*ROUTES, *self.registry.route_tables])
+        # As many as Orthanc's HTTP threads, so that no request waits for another's route.
+        self.threads = FullStackThreads(int(settings.orthanc_config.get("HttpThreadsCount", 50)))
         self._started = False
         self._settle_timer: threading.Timer | None = None
 
@@ -181,6 +185,8 @@ class Application:
         return path.startswith("/api/") or pages.is_page(path)
 
     def handle_http(self, request: Request) -> Response:
+        """Our routes: the gate's decision is taken here, on Orthanc's HTTP thread (where
+        the filter left it); the route itself runs on a thread with a full C stack."""
         request.app = self
         request.limits = self.settings.plugin.limits
         if self.settings.plugin.auth.enabled:
@@ -190,7 +196,7 @@ class Application:
                     return pages.sign_in_page(request)
                 return Response.error(HttpError(decision.status, decision.reason))
             request.principal = decision.principal
-        return self.router.handle(request)
+        return self.threads.call(self.router.handle, request)
 
     def _decision_for(self, request: Request) -> Decision:
         last = self._gate_decisions.pop(threading.get_ident(), None)
@@ -202,31 +208,29 @@ class Application:
         )
 
     def admit(self, dicom: bytes, *, sender: str, over_http: bool) -> Refusal | None:
-        """Run the extensions' checks on an object about to be stored; a refusal is audited.
+        """Judge an object about to be stored: a Refusal if it is corrupt, audited.
 
         For an HTTP upload the gate's decision on this thread names the user and address;
         a DICOM association is named by ``sender`` (its calling AE title).
         """
-        for check in self.registry.instance_checks:
-            refusal = check(dicom)
-            if refusal is None:
-                continue
-            last = self._gate_decisions.get(threading.get_ident()) if over_http else None
-            principal = last[3].principal if last is not None else None
-            log.warning("refused an incoming object from %s: %s", sender, refusal.reason)
-            self.audit.append(
-                AuditEntry(
-                    action="instance.store",
-                    outcome="refused",
-                    username=principal.username if principal else sender,
-                    role=principal.role.value if principal else None,
-                    ip=last[2] if last is not None else None,
-                    study_uid=refusal.study_uid,
-                    detail={"reason": refusal.reason, "sender": sender},
-                )
+        refusal = judge(dicom, max_depth=self.settings.plugin.limits.dicom_depth)
+        if refusal is None:
+            return None
+        last = self._gate_decisions.get(threading.get_ident()) if over_http else None
+        principal = last[3].principal if last is not None else None
+        log.warning("refused an incoming object from %s: %s", sender, refusal.reason)
+        self.audit.append(
+            AuditEntry(
+                action="instance.store",
+                outcome="refused",
+                username=principal.username if principal else sender,
+                role=principal.role.value if principal else None,
+                ip=last[2] if last is not None else None,
+                study_uid=refusal.study_uid,
+                detail={"reason": refusal.reason, "sender": sender},
             )
-            return refusal
-        return None
+        )
+        return refusal
 
     def on_change(self, event: Event, resource_id: str) -> None:
         if self.events.wants(Event.STUDY_STABLE):  # keep stable studies durable over restarts

@@ -23,17 +23,6 @@ JobHandler = Callable[["JobContext"], Any]
 EventHandler = Callable[["EventContext"], None]
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """Why an incoming DICOM object is not stored (shown to the sender where possible)."""
-
-    reason: str
-    study_uid: str | None = None
-
-
-InstanceCheck = Callable[[bytes], Refusal | None]
-
-
 class ExtensionError(Exception):
     """An extension could not be loaded or registered something invalid."""
 
@@ -50,7 +39,6 @@ class Registry:
     event_handlers: dict[Event, list[BoundHandler]] = field(default_factory=dict)
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
-    instance_checks: list[InstanceCheck] = field(default_factory=list)
     # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
     internal_job_kinds: set[str] = field(default_factory=set)
     # Orthanc's configuration, where an extension reads its own section (empty in workers).
@@ -63,14 +51,6 @@ class Registry:
     def routes(self, table: RouteTable) -> None:
         """Serve ``table``'s routes (the permission table must list them)."""
         self.route_tables.append(table)
-
-    def check_incoming(self, check: InstanceCheck) -> None:
-        """Judge each DICOM file before Orthanc stores it: ``check`` returns a Refusal or None.
-
-        It runs inside Orthanc's store path for every instance, so it must be quick for
-        the objects it does not care about.
-        """
-        self.instance_checks.append(check)
 
     def job_kind(self, kind: str, handler: JobHandler, *, internal: bool = False) -> None:
         """Run ``handler`` in a worker for each job of ``kind``; its return value is the result.

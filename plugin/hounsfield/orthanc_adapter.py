@@ -160,11 +160,13 @@ def install(worker_python: str) -> Application:
         return 0 if refusal is None else DIMSE_CANNOT_UNDERSTAND
 
     def on_received(dicom: bytes, origin: int) -> tuple[int, None]:
-        """Other roads (REST, STOW-RS, plugins): a refused object is discarded, and Orthanc
-        answers the upload with Status "FilteredOut" (1.10 lets a plugin say no more)."""
+        """Orthanc's other roads (modify, anonymize, Lua...): a refused object is discarded
+        and the road reports a failure. Our own roads judged their objects already: the
+        REST upload and STOW-RS (which store through the SDK, origin "plugin") and C-STORE
+        (judged by on_cstore, which can answer a status)."""
         keep = (orthanc.ReceivedInstanceAction.KEEP_AS_IS, None)
-        if origin == orthanc.InstanceOrigin.DICOM_PROTOCOL:
-            return keep  # judged by on_cstore, which can answer a status
+        if origin in (orthanc.InstanceOrigin.DICOM_PROTOCOL, orthanc.InstanceOrigin.PLUGIN):
+            return keep
         try:
             refusal = app.admit(dicom, sender=ORIGINS.get(origin, "unknown"), over_http=True)
         except Exception:
@@ -172,9 +174,8 @@ def install(worker_python: str) -> Application:
             return keep
         return keep if refusal is None else (orthanc.ReceivedInstanceAction.DISCARD, None)
 
-    if app.registry.instance_checks:
-        orthanc.RegisterIncomingCStoreInstanceFilter(on_cstore)
-        orthanc.RegisterReceivedInstanceCallback(on_received)
+    orthanc.RegisterIncomingCStoreInstanceFilter(on_cstore)
+    orthanc.RegisterReceivedInstanceCallback(on_received)
     orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
     orthanc.RegisterRestCallback("/api/.*", on_rest)
     orthanc.RegisterRestCallback("/login(/.*)?", on_rest)

@@ -85,44 +85,6 @@ def test_projections_sent_with_storescu_are_reconstructed(
     check_ct_series(orthanc, study_id, result["result"], tmp_path)
 
 
-def test_unusable_projections_are_refused_as_they_arrive(
-    orthanc: OrthancServer, tmp_path: Path
-) -> None:
-    geometry = CircularGeometry(500.0, 800.0, tuple(range(0, 360, 10)), (1.0, 1.0), (20, 10))
-    dataset = build_projection_dataset(
-        np.full((36, 10, 20), 1000, np.uint16),
-        geometry,
-        2000.0,
-        {"PatientID": "REFUSED-1"},
-        series_description="angles lost on the way",
-        uid_seed="refused-test",
-    )
-    dataset.PositionerPrimaryAngleIncrement = ["0", "10"]
-    path = tmp_path / "broken.dcm"
-    dataset.save_as(path, enforce_file_format=True)
-
-    modality = ["storescu", "-v", "-aet", "CBCT-ROOM-2", "-aec", "HOUNSFIELD", "127.0.0.1"]
-    sent = subprocess.run(
-        [*modality, str(orthanc.dicom_port), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert sent.returncode != 0
-    assert "Received Store Response (Error: CannotUnderstand)" in sent.stdout + sent.stderr
-    uploaded = orthanc.post("/instances", data=path.read_bytes()).json()
-    assert uploaded["Status"] == "FilteredOut"
-    assert orthanc.post("/tools/lookup", data=dataset.SOPInstanceUID).json() == []
-
-    refusals = orthanc.get(
-        "/api/audit", params={"action": "instance.store", "study": dataset.StudyInstanceUID}
-    ).json()["entries"]
-    assert {entry["username"] for entry in refusals} == {"AE CBCT-ROOM-2", "admin"}
-    for entry in refusals:
-        assert entry["outcome"] == "refused"
-        assert "36 frames but 2 angle increments" in entry["detail"]["reason"]
-
-
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -14,7 +14,6 @@ from hounsfield.jobs.model import JobState
 from hounsfield.jobs.queue import JobQueue
 from hounsfield.orthanc_api import OrthancApi
 from hounsfield.recon import jobs, spool
-from hounsfield.recon.admission import projection_refusal
 from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
 from hounsfield.recon.projections import ProjectionError
@@ -164,7 +163,5 @@ def register(registry: Registry) -> None:
             functools.partial(queue_reconstructions, rules=rules),
             name="recon.queue_on_stable",
         )
-    if rules.refuse_unusable:
-        registry.check_incoming(functools.partial(projection_refusal, rules=rules))
     registry.on_worker_start(warm_up)
     registry.routes(routes)

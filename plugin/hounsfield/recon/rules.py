@@ -1,12 +1,13 @@
 """Which series are projections to reconstruct: the ``HounsfieldRecon`` configuration section.
 
     "HounsfieldRecon": {"Automatic": true, "Modalities": ["XA", "RF", "DX", "CR"],
-                        "MinimumFrames": 2, "RefuseUnusable": true}
+                        "MinimumFrames": 2}
 
-(or ``ORTHANC__HOUNSFIELD_RECON__MODALITIES='["XA"]'`` ...). A series qualifies when its
-modality is listed, it has at least MinimumFrames frames and carries rotational geometry
-(DistanceSourceToDetector and PositionerPrimaryAngleIncrement). RefuseUnusable: such an
-object whose geometry cannot be used is refused as it arrives (C-STORE failure status).
+(or ``ORTHANC__HOUNSFIELD_RECON__MODALITIES='["XA"]'`` ...). A series is a candidate when
+its modality is listed, it has at least MinimumFrames frames and carries rotational
+geometry (DistanceSourceToDetector and PositionerPrimaryAngleIncrement). Ordinary
+rotational angiography matches too: whether a candidate can be reconstructed is judged
+afterwards, and never decides whether it is stored.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ class DetectionRules(BaseModel):
     automatic: bool = True
     modalities: frozenset[str] = frozenset({"XA", "RF", "DX", "CR"})
     minimum_frames: int = Field(2, ge=2, le=100_000)
-    refuse_unusable: bool = True
 
     @classmethod
     def from_configuration(cls, configuration: Mapping[str, Any]) -> DetectionRules:

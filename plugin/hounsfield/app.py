@@ -19,7 +19,7 @@ from hounsfield import health, orthanc_http
 from hounsfield.audit import routes as audit_routes
 from hounsfield.audit import trail as audit_trail
 from hounsfield.audit.access import AccessRecorder
-from hounsfield.audit.trail import AuditEntry, AuditTrail
+from hounsfield.audit.trail import AuditTrail
 from hounsfield.auth import routes as auth_routes
 from hounsfield.auth import store as auth_store
 from hounsfield.auth import user_routes
@@ -38,7 +38,9 @@ from hounsfield.events.dispatcher import EventDispatcher
 from hounsfield.events.stability import StabilityTracker
 from hounsfield.events.types import Event, EventRecord
 from hounsfield.extensions import Registry, load_extensions
-from hounsfield.intake.admission import Refusal, judge
+from hounsfield.intake import routes as intake_routes
+from hounsfield.intake.admission import Refusal
+from hounsfield.intake.store import Intake, Sender
 from hounsfield.jobs import queue as job_queue
 from hounsfield.jobs import routes as job_routes
 from hounsfield.jobs.model import Job
@@ -66,6 +68,7 @@ ROUTES = [
     auth_routes.routes,
     user_routes.routes,
     audit_routes.routes,
+    intake_routes.routes,
     pages.routes,
     viewer.routes,
 ]
@@ -144,6 +147,7 @@ class Application:
         self.users = UserStore(self.db)
         self.sessions = SessionStore(self.db)
         self.audit = AuditTrail(self.db)
+        self.intake = Intake(self.orthanc, self.audit, max_depth=settings.plugin.limits.dicom_depth)
         tokens = TokenService(load_or_create_key(key_file), auth.access_token_minutes * 60)
         self.auth = AuthService(self.users, self.sessions, tokens, self.audit, auth)
         self.auth.bootstrap_admin(settings.initial_admin_password)
@@ -207,30 +211,17 @@ class Application:
             request.method, request.path, request.headers, request.query, request.ip
         )
 
-    def admit(self, dicom: bytes, *, sender: str, over_http: bool) -> Refusal | None:
-        """Judge an object about to be stored: a Refusal if it is corrupt, audited.
-
-        For an HTTP upload the gate's decision on this thread names the user and address;
-        a DICOM association is named by ``sender`` (its calling AE title).
-        """
-        refusal = judge(dicom, max_depth=self.settings.plugin.limits.dicom_depth)
-        if refusal is None:
-            return None
-        last = self._gate_decisions.get(threading.get_ident()) if over_http else None
-        principal = last[3].principal if last is not None else None
-        log.warning("refused an incoming object from %s: %s", sender, refusal.reason)
-        self.audit.append(
-            AuditEntry(
-                action="instance.store",
-                outcome="refused",
-                username=principal.username if principal else sender,
-                role=principal.role.value if principal else None,
-                ip=last[2] if last is not None else None,
-                study_uid=refusal.study_uid,
-                detail={"reason": refusal.reason, "sender": sender},
-            )
-        )
-        return refusal
+    def admit(self, dicom: bytes, *, road: str, sender: str | None = None) -> Refusal | None:
+        """Judge an object arriving by C-STORE (``sender``: the calling AE title) or one of
+        Orthanc's own roads (modify, anonymize...: the request's user, when an HTTP request
+        on this thread started it); a refusal is audited."""
+        last = self._gate_decisions.get(threading.get_ident())
+        principal = last[3].principal if last is not None and sender is None else None
+        if principal is not None:
+            who = Sender(principal.username, principal.role.value, last[2])
+        else:
+            who = Sender(sender or road)
+        return self.intake.judge(dicom, who, road)
 
     def on_change(self, event: Event, resource_id: str) -> None:
         if self.events.wants(Event.STUDY_STABLE):  # keep stable studies durable over restarts

@@ -48,6 +48,7 @@ class LimitsSection(BaseModel):
     upload_bytes: int = Field(4 << 30, ge=1 << 20)  # an upload: TIFF projections, DICOM, STOW-RS
     json_depth: int = Field(32, ge=2, le=200)
     multipart_parts: int = Field(10_000, ge=1)
+    archive_members: int = Field(100_000, ge=1)  # files in a ZIP upload
     multipart_header_bytes: int = Field(8192, ge=256, le=1 << 20)
     xml_bytes: int = Field(1 << 20, ge=1024)
     xml_depth: int = Field(32, ge=2, le=200)

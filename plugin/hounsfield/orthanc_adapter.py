@@ -17,6 +17,7 @@ import orthanc
 from hounsfield.app import Application
 from hounsfield.config import load_settings
 from hounsfield.events.types import Event
+from hounsfield.orthanc_api import OrthancError
 from hounsfield.web import Request, Response
 from hounsfield.web.pages import page_file
 
@@ -58,16 +59,30 @@ class PluginOrthancApi:
     """``OrthancApi`` through the SDK's in-process REST calls (no HTTP, no auth)."""
 
     def get_json(self, path: str) -> Any:
-        return json.loads(orthanc.RestApiGet(path))
+        try:
+            return json.loads(orthanc.RestApiGet(path))
+        except orthanc.OrthancException as error:
+            raise _orthanc_error(error) from error
 
     def store(self, dicom: bytes) -> dict[str, Any]:
-        return json.loads(orthanc.RestApiPost("/instances", dicom))
+        try:  # RestApiPost reaches Orthanc's built-in route, never our own /instances
+            return json.loads(orthanc.RestApiPost("/instances", dicom))
+        except orthanc.OrthancException as error:
+            raise _orthanc_error(error) from error
 
     def find_instance(self, sop_instance_uid: str) -> str | None:
         try:
             return orthanc.LookupInstance(sop_instance_uid) or None
         except Exception:  # the SDK raises for an unknown UID
             return None
+
+
+def _orthanc_error(error: Exception) -> OrthancError:
+    """An SDK exception, whose arguments are (Orthanc's error code, its message)."""
+    code, message = (*error.args, None, None)[:2]
+    unknown = code in (orthanc.ErrorCode.UNKNOWN_RESOURCE, orthanc.ErrorCode.INEXISTENT_ITEM)
+    text = message if isinstance(message, str) and message else "Orthanc refused it"
+    return OrthancError(text, 404 if unknown else 400)
 
 
 def set_metric(name: str, value: float) -> None:
@@ -151,8 +166,8 @@ def install(worker_python: str) -> Application:
         try:
             refusal = app.admit(
                 received.GetInstanceData(),
+                road="C-STORE",
                 sender=f"AE {received.GetInstanceRemoteAet()}",
-                over_http=False,
             )
         except Exception:
             log.exception("checking an incoming C-STORE failed; accepting it")
@@ -168,7 +183,7 @@ def install(worker_python: str) -> Application:
         if origin in (orthanc.InstanceOrigin.DICOM_PROTOCOL, orthanc.InstanceOrigin.PLUGIN):
             return keep
         try:
-            refusal = app.admit(dicom, sender=ORIGINS.get(origin, "unknown"), over_http=True)
+            refusal = app.admit(dicom, road=ORIGINS.get(origin, "unknown road"))
         except Exception:
             log.exception("checking an incoming object failed; accepting it")
             return keep
@@ -178,6 +193,7 @@ def install(worker_python: str) -> Application:
     orthanc.RegisterReceivedInstanceCallback(on_received)
     orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
     orthanc.RegisterRestCallback("/api/.*", on_rest)
+    orthanc.RegisterRestCallback("/instances", on_rest)  # uploads: refusals answered as 4xx
     orthanc.RegisterRestCallback("/login(/.*)?", on_rest)
     orthanc.RegisterRestCallback("/ohif(/.*)?", on_rest)
     orthanc.RegisterRestCallback("/recon(/.*)?", on_rest)

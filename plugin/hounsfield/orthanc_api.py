@@ -5,13 +5,23 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 
+class OrthancError(Exception):
+    """Orthanc refused a request made through the API: its message, and the HTTP status
+    Orthanc would have answered (400 for a bad request, 404 for an unknown resource)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class OrthancApi(Protocol):
     def get_json(self, path: str) -> Any:
         """GET one of Orthanc's REST resources (e.g. ``/studies/{id}``) as parsed JSON."""
         ...
 
     def store(self, dicom: bytes) -> dict[str, Any]:
-        """Store one DICOM file (POST /instances); Orthanc's answer (ID, ParentSeries...)."""
+        """Store one DICOM file with Orthanc's own POST /instances; its answer (ID,
+        ParentSeries, Status...), or OrthancError naming why Orthanc did not store it."""
         ...
 
     def find_instance(self, sop_instance_uid: str) -> str | None:

@@ -1,0 +1,70 @@
+"""The one road every upload takes into Orthanc: each object judged, then stored.
+
+REST uploads and STOW-RS come here object by object; C-STORE and Orthanc's own roads
+(modify, anonymize) are judged by the same ``judge`` from the adapter's callbacks. A
+refusal is logged and written to the audit trail with the sender and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from hounsfield.audit.trail import AuditEntry, AuditTrail
+from hounsfield.intake.admission import Refusal, judge
+from hounsfield.orthanc_api import OrthancApi
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends an object: a user, a modality's AE title or one of Orthanc's roads."""
+
+    name: str
+    role: str | None = None
+    ip: str | None = None
+
+
+class Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+class Intake:
+    def __init__(self, orthanc: OrthancApi, audit: AuditTrail, *, max_depth: int) -> None:
+        self._orthanc = orthanc
+        self._audit = audit
+        self._max_depth = max_depth
+
+    def judge(self, dicom: bytes, sender: Sender, road: str) -> Refusal | None:
+        """A Refusal (logged and audited) when ``dicom`` is corrupt, else None."""
+        refusal = judge(dicom, max_depth=self._max_depth)
+        if refusal is not None:
+            log.warning("refused an object from %s (%s): %s", sender.name, road, refusal.reason)
+            self._audit.append(
+                AuditEntry(
+                    action="instance.store",
+                    outcome="refused",
+                    username=sender.name,
+                    role=sender.role,
+                    ip=sender.ip,
+                    study_uid=refusal.study_uid,
+                    detail={
+                        "reason": refusal.reason,
+                        "road": road,
+                        "sopInstanceUid": refusal.sop_instance_uid,
+                    },
+                )
+            )
+        return refusal
+
+    def store(self, dicom: bytes, sender: Sender, road: str) -> dict[str, Any]:
+        """Orthanc's answer for a stored object; Refused if it is corrupt, OrthancError if
+        Orthanc would not store it (not DICOM, no UIDs...)."""
+        refusal = self.judge(dicom, sender, road)
+        if refusal is not None:
+            raise Refused(refusal)
+        return self._orthanc.store(dicom)

@@ -8,11 +8,13 @@ PYTHON := /usr/bin/python3
 VENV := .venv
 # npm only fetches the viewer; a machine with Node.js from elsewhere already has it.
 DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv \
-	$(if $(shell command -v npm),,npm)
+	orthanc-dev gcc libc6-dev $(if $(shell command -v npm),,npm)
 TEST_DEBIAN_PACKAGES := chromium dicom3tools
 # The viewer: OHIF's published build from npm, rebased to /ohif/ (see ohif/install.py).
 OHIF_VERSION := 3.13.2
 VIEWER := ohif/dist/.installed-$(OHIF_VERSION)
+# A small C plugin that hands STOW-RS to the Python plugin (see plugin/native/route_claims.c).
+ROUTE_CLAIMS := build/libHounsfieldRouteClaims.so
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint install system-packages test-system-packages
@@ -27,7 +29,7 @@ test: install test-system-packages $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
-install: system-packages $(VENV)/.installed $(VIEWER)
+install: system-packages $(VENV)/.installed $(VIEWER) $(ROUTE_CLAIMS)
 
 system-packages:
 	@$(call apt-install,$(DEBIAN_PACKAGES))
@@ -60,6 +62,10 @@ endef
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(ROUTE_CLAIMS): plugin/native/route_claims.c
+	mkdir -p $(dir $@)
+	gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 
 $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt

@@ -85,9 +85,18 @@
     );
   }
 
+  function showVerdict(series) {
+    const runButton = document.getElementById("run");
+    const blocked = Boolean(series && !series.reconstructable);
+    runButton.disabled = blocked;
+    seriesInfo.textContent = blocked ? "Cannot be reconstructed: " + series.reason + "." : "";
+    seriesInfo.classList.toggle("problem", blocked);
+  }
+
   async function loadRuns() {
     if (!seriesSelect.value) return;
     const listing = await api("/api/reconstructions?series=" + encodeURIComponent(seriesSelect.value));
+    showVerdict(listing.series);
     render(listing.reconstructions);
     const busy = listing.reconstructions.some((run) => run.state === "queued" || run.state === "running");
     clearTimeout(polling);
@@ -95,23 +104,30 @@
   }
 
   async function loadSeries() {
-    const listing = await api("/api/reconstructions?limit=1000");
+    const listing = await api("/api/projections?limit=1000");
     const wanted = new URLSearchParams(window.location.search).get("series");
-    const ids = [...new Set([wanted, ...listing.reconstructions.map((run) => run.params.series)])].filter(Boolean);
-    for (const id of ids) {
+    for (const series of listing.projections) {
       const option = document.createElement("option");
-      option.value = id;
-      try {
-        const series = await api("/series/" + encodeURIComponent(id));
-        const tags = series.MainDicomTags;
-        option.textContent = (tags.SeriesDescription || "projections") + " · " + (tags.Modality || "") + " · " + id;
-      } catch (error) {
-        option.textContent = id + " (not found)";
-      }
+      option.value = series.id;
+      option.textContent = [
+        series.description || "projections",
+        series.modality,
+        series.frames + " frames",
+        series.reconstructable ? "" : "cannot be reconstructed",
+        series.id,
+      ].filter(Boolean).join(" · ");
+      seriesSelect.append(option);
+    }
+    if (wanted && !listing.projections.some((series) => series.id === wanted)) {
+      const option = document.createElement("option");
+      option.value = option.textContent = wanted;
       seriesSelect.append(option);
     }
     if (wanted) seriesSelect.value = wanted;
-    seriesInfo.textContent = ids.length ? "" : "No projection series has been reconstructed yet.";
+    if (!seriesSelect.value) {
+      seriesInfo.textContent = "No projection series has arrived yet.";
+      return;
+    }
     await loadRuns();
   }
 

@@ -31,6 +31,7 @@ from hounsfield.auth.tokens import TokenService, load_or_create_key
 from hounsfield.callstack import FullStackThreads
 from hounsfield.config import Settings
 from hounsfield.db import Database, Migration, apply_migrations
+from hounsfield.dicomweb import routes as dicomweb_routes
 from hounsfield.events import dispatcher as event_dispatcher
 from hounsfield.events import stability
 from hounsfield.events.context import EventContext
@@ -69,6 +70,7 @@ ROUTES = [
     user_routes.routes,
     audit_routes.routes,
     intake_routes.routes,
+    dicomweb_routes.routes,
     pages.routes,
     viewer.routes,
 ]
@@ -87,12 +89,12 @@ class Application:
         self.orthanc = orthanc
         self._metrics = metrics
         self._worker_python = worker_python
-        self.migrations = MIGRATIONS
+        self.registry = Registry(configuration=settings.orthanc_config)
+        load_extensions(settings.plugin.extensions, self.registry)
+        self.migrations = [*MIGRATIONS, *self.registry.migrations]
         self.db = Database(settings.database_path)
         for name in apply_migrations(self.db, self.migrations):
             log.info("database migration applied: %s", name)
-        self.registry = Registry(configuration=settings.orthanc_config)
-        load_extensions(settings.plugin.extensions, self.registry)
         self.jobs = SqliteJobQueue(self.db, default_max_attempts=settings.plugin.max_attempts)
         self.pool = WorkerPool(
             self.jobs,
@@ -276,7 +278,7 @@ class Application:
         self._metrics("hounsfield_events_pending", self.events.pending())
 
     def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
-        return EventContext(record, handler_name, self.orthanc, self.submit)
+        return EventContext(record, handler_name, self.orthanc, self.submit, self.db)
 
     def _spawn_worker(self, slot: int) -> subprocess.Popen:
         command = [

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_pascal
 SECTION = "Hounsfield"
 Section = TypeVar("Section", bound=BaseModel)
 ADMIN_PASSWORD_VARIABLE = "HOUNSFIELD_ADMIN_PASSWORD"
+DICOMWEB_ROOT = "/dicom-web/"
 
 
 class ConfigError(Exception):
@@ -106,6 +107,12 @@ def load_settings(
     data = (
         Path(plugin.data_directory).resolve() if plugin.data_directory else storage / "hounsfield"
     )
+    dicomweb_root = orthanc_config.get("DicomWeb", {}).get("Root", DICOMWEB_ROOT)
+    if dicomweb_root != DICOMWEB_ROOT:
+        raise ConfigError(
+            f"DicomWeb.Root is {dicomweb_root!r}: the gate's rules and the routes the plugin "
+            f"answers (STOW-RS) are those of {DICOMWEB_ROOT!r}"
+        )
     if not plugin.auth.enabled and orthanc_config.get("RemoteAccessAllowed", False):
         raise ConfigError(
             "Hounsfield.Auth.Enabled is false while RemoteAccessAllowed is true: "

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hounsfield.db import Migration
 from hounsfield.events.types import Event
 from hounsfield.web.router import RouteTable
 
@@ -39,6 +40,7 @@ class Registry:
     event_handlers: dict[Event, list[BoundHandler]] = field(default_factory=dict)
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
+    migrations: list[Migration] = field(default_factory=list)
     # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
     internal_job_kinds: set[str] = field(default_factory=set)
     # Orthanc's configuration, where an extension reads its own section (empty in workers).
@@ -47,6 +49,11 @@ class Registry:
     def on_worker_start(self, warm_up: Callable[[], None]) -> None:
         """Run ``warm_up`` once in each worker as it starts (e.g. load a heavy library)."""
         self.worker_startup.append(warm_up)
+
+    def migration(self, migration: Migration) -> None:
+        """Create or change the extension's own tables, once, in the order registered
+        (named like "recon.0001.projection_series": a name is never reused)."""
+        self.migrations.append(migration)
 
     def routes(self, table: RouteTable) -> None:
         """Serve ``table``'s routes (the permission table must list them)."""

@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hounsfield import dicomweb
 from hounsfield.db.migrations import applied_migrations
 from hounsfield.web import Request, Response, RouteTable
 
@@ -72,12 +73,30 @@ def check_events(app: Application) -> dict[str, Any]:
     }
 
 
+def check_dicomweb(app: Application) -> dict[str, Any]:
+    """STOW-RS is honest only when the route-claims plugin handed it to us (orthanc.json)."""
+    claimed = dicomweb.route_claims_loaded()
+    return {
+        "healthy": claimed,
+        **(
+            {}
+            if claimed
+            else {
+                "problem": "STOW-RS is answered by Orthanc's DICOMweb plugin, which reports "
+                "refused objects as stored: list build/libHounsfieldRouteClaims.so in "
+                "Plugins after the Python plugin and before DICOMweb"
+            }
+        ),
+    }
+
+
 CHECKS: dict[str, Check] = {
     "database": check_database,
     "storage": check_storage,
     "workers": check_workers,
     "queue": check_queue,
     "events": check_events,
+    "dicomweb": check_dicomweb,
 }
 
 

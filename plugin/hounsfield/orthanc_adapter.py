@@ -11,9 +11,11 @@ import json
 import logging
 import os
 from typing import Any
+from urllib.parse import unquote
 
 import orthanc
 
+from hounsfield import dicomweb
 from hounsfield.app import Application
 from hounsfield.config import load_settings
 from hounsfield.events.types import Event
@@ -64,6 +66,41 @@ class PluginOrthancApi:
         except orthanc.OrthancException as error:
             raise _orthanc_error(error) from error
 
+    def get_bytes(self, path: str) -> bytes:
+        try:
+            return orthanc.RestApiGet(path)
+        except orthanc.OrthancException as error:
+            raise _orthanc_error(error) from error
+
+    def post_json(self, path: str, body: Any) -> Any:
+        try:
+            return json.loads(orthanc.RestApiPost(path, json.dumps(body)))
+        except orthanc.OrthancException as error:
+            raise _orthanc_error(error) from error
+
+    def find_study(self, study_instance_uid: str) -> str | None:
+        try:
+            return orthanc.LookupStudy(study_instance_uid) or None
+        except orthanc.OrthancException:  # the SDK raises for an unknown UID
+            return None
+
+    def dicom_file(self, instance: str, transfer_syntax: str | None = None) -> bytes:
+        try:
+            dicom = orthanc.GetDicomForInstance(instance)
+            if transfer_syntax is None or self._stored_syntax(instance) == transfer_syntax:
+                return dicom
+            transcoded = orthanc.TranscodeDicomInstance(dicom, transfer_syntax)
+            return transcoded.SerializeDicomInstance()
+        except orthanc.OrthancException as error:
+            raise _orthanc_error(error) from error
+
+    @staticmethod
+    def _stored_syntax(instance: str) -> str | None:
+        try:  # recorded by Orthanc >= 1.9 for what it stores
+            return orthanc.RestApiGet(f"/instances/{instance}/metadata/TransferSyntax").decode()
+        except orthanc.OrthancException:
+            return None
+
     def store(self, dicom: bytes) -> dict[str, Any]:
         try:  # RestApiPost reaches Orthanc's built-in route, never our own /instances
             return json.loads(orthanc.RestApiPost("/instances", dicom))
@@ -75,6 +112,14 @@ class PluginOrthancApi:
             return orthanc.LookupInstance(sop_instance_uid) or None
         except Exception:  # the SDK raises for an unknown UID
             return None
+
+
+def _decoded(query: dict[str, str]) -> dict[str, str]:
+    """Query arguments percent-decoded: Orthanc 1.10 hands them over as sent (it stopped
+    decoding in 1.10, assuming its HTTP server did), so ``PatientName=%2A`` arrives as
+    "%2A" where a client meant "*". The gate judges the arguments as sent; a value it
+    let through has no "%" left to decode, so decoding cannot widen what it allowed."""
+    return {unquote(name): unquote(value) for name, value in query.items()}
 
 
 def _orthanc_error(error: Exception) -> OrthancError:
@@ -94,7 +139,14 @@ def send(output: Any, response: Response) -> None:
         output.SetHttpHeader(name, value)
     for cookie in response.cookies:
         output.SetHttpHeader("Set-Cookie", cookie)
-    if response.status == 200:
+    if response.parts is not None:
+        output.StartMultipartAnswer("related", response.content_type)
+        try:
+            for part in response.parts:
+                output.SendMultipartItem(part)
+        except Exception:  # the status is sent: the client sees the answer end early
+            log.exception("a multipart answer ended early")
+    elif response.status == 200:
         output.AnswerBuffer(response.body, response.content_type)
     elif response.status == 405:  # Orthanc insists on its dedicated call for 405
         output.SendMethodNotAllowed(",".join(response.allowed_methods))
@@ -127,7 +179,7 @@ def install(worker_python: str) -> Application:
                 Request(
                     method=request["method"],
                     path=uri,
-                    query=request.get("get") or {},
+                    query=_decoded(request.get("get") or {}),
                     headers=request.get("headers") or {},
                     body=request.get("body") or b"",
                 )
@@ -194,6 +246,10 @@ def install(worker_python: str) -> Application:
     orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
     orthanc.RegisterRestCallback("/api/.*", on_rest)
     orthanc.RegisterRestCallback("/instances", on_rest)  # uploads: refusals answered as 4xx
+    # STOW-RS and its URIs' searches: the route-claims plugin, loaded next, hands them to us.
+    os.environ[dicomweb.CLAIMS_VARIABLE] = "\n".join(dicomweb.CLAIMED_ROUTES)
+    for pattern in dicomweb.CLAIMED_ROUTES:
+        orthanc.RegisterRestCallback(pattern, on_rest)
     orthanc.RegisterRestCallback("/login(/.*)?", on_rest)
     orthanc.RegisterRestCallback("/ohif(/.*)?", on_rest)
     orthanc.RegisterRestCallback("/recon(/.*)?", on_rest)

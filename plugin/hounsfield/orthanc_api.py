@@ -19,6 +19,23 @@ class OrthancApi(Protocol):
         """GET one of Orthanc's REST resources (e.g. ``/studies/{id}``) as parsed JSON."""
         ...
 
+    def get_bytes(self, path: str) -> bytes:
+        """GET one of Orthanc's REST resources as it answers it (a file, a raw value)."""
+        ...
+
+    def post_json(self, path: str, body: Any) -> Any:
+        """POST a JSON body to one of Orthanc's REST routes (e.g. ``/tools/find``)."""
+        ...
+
+    def find_study(self, study_instance_uid: str) -> str | None:
+        """Orthanc's id of the study with this StudyInstanceUID, or None."""
+        ...
+
+    def dicom_file(self, instance: str, transfer_syntax: str | None = None) -> bytes:
+        """An instance's DICOM file, transcoded to ``transfer_syntax`` when it is another;
+        OrthancError when Orthanc cannot transcode it."""
+        ...
+
     def store(self, dicom: bytes) -> dict[str, Any]:
         """Store one DICOM file with Orthanc's own POST /instances; its answer (ID,
         ParentSeries, Status...), or OrthancError naming why Orthanc did not store it."""

@@ -66,6 +66,9 @@ class OrthancHttpClient:
     def get_bytes(self, path: str) -> bytes:
         return self.request("GET", path)
 
+    def post_json(self, path: str, body: Any) -> Any:
+        return json.loads(self.request("POST", path, json.dumps(body).encode()))
+
     def store(self, dicom: bytes) -> dict[str, Any]:
         """POST /instances: store one DICOM file; Orthanc's answer (ID, ParentSeries...)."""
         return json.loads(self.request("POST", "/instances", dicom, "application/dicom"))

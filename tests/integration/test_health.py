@@ -11,7 +11,7 @@ def test_health_lists_every_component(orthanc: OrthancServer) -> None:
     report = response.json()
     assert report["status"] == "ok"
     components = report["components"]
-    assert set(components) == {"database", "storage", "workers", "queue", "events"}
+    assert set(components) == {"database", "storage", "workers", "queue", "events", "dicomweb"}
     assert all(component["healthy"] for component in components.values())
     assert components["workers"]["configured"] == 2
     assert components["workers"]["alive"] == 2
@@ -51,3 +51,17 @@ def test_low_disk_space_makes_health_503(make_orthanc) -> None:
     assert report["status"] == "unhealthy"
     assert report["components"]["storage"]["healthy"] is False
     assert report["components"]["database"]["healthy"] is True
+
+
+def test_health_says_when_stow_would_be_answered_by_orthancs_dicomweb(make_orthanc) -> None:
+    """Without the route-claims plugin, DICOMweb 1.7 answers STOW-RS (and lists refused
+    objects as stored): health says so, and how to fix it."""
+    plugins = "/usr/share/orthanc/plugins/"
+    orthanc = make_orthanc(
+        plugins=[plugins + "libOrthancPython.so", plugins + "libOrthancDicomWeb.so"]
+    ).start()
+    response = orthanc.get("/api/health")
+    assert response.status_code == 503
+    dicomweb = response.json()["components"]["dicomweb"]
+    assert dicomweb["healthy"] is False
+    assert "libHounsfieldRouteClaims.so" in dicomweb["problem"]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.support.angiography import angiography_run
 from tests.support.recon import reconstruction_of
-from tests.support.server import OrthancServer
+from tests.support.server import OrthancServer, wait_for
 
 PASSWORD = "Recon-Page-2468"
 SMALL = {"projections": 60, "detector_columns": 48, "detector_rows": 32, "pixel_spacing_mm": 1.0}
@@ -48,3 +49,30 @@ def test_a_technician_tunes_a_reconstruction_and_compares_runs(
         "href", f"/ohif/viewer?StudyInstanceUIDs={simulated['studyInstanceUid']}"
     )
     page.screenshot(path=str(screenshots / "recon-page.png"))
+
+
+def test_a_series_that_cannot_be_reconstructed_says_why(
+    orthanc: OrthancServer, page: Page, screenshots: Path, tmp_path: Path
+) -> None:
+    run = angiography_run("recon-page-8-bit", bits=8)
+    run.save_as(tmp_path / "run.dcm", enforce_file_format=True)
+    orthanc.store(tmp_path / "run.dcm")
+    found = orthanc.post("/tools/lookup", data=run.SeriesInstanceUID).json()
+    series = next(item["ID"] for item in found if item["Type"] == "Series")
+    wait_for(
+        lambda: orthanc.get("/api/reconstructions", params={"series": series}).json()["series"],
+        30,
+        "the series to be judged",
+    )
+    page.goto(orthanc.url("/login"))
+    page.fill("#username", "recon-technician")
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url("**/ohif/**")
+    page.goto(orthanc.url(f"/recon?series={series}"))
+    expect(page.locator("#series-info")).to_have_text(
+        "Cannot be reconstructed: projections must be 16-bit, found 8 bits."
+    )
+    expect(page.locator("#run")).to_be_disabled()
+    expect(page.locator("#series option", has_text="cannot be reconstructed")).to_have_count(1)
+    page.screenshot(path=str(screenshots / "recon-page-not-reconstructable.png"))

@@ -29,7 +29,7 @@ def setup(database: Database):
     orthanc = StudiesOnDisk({"/studies/s1": {"Series": ["a", "b"]}})
 
     def context(record: EventRecord, handler_name: str) -> EventContext:
-        return EventContext(record, handler_name, orthanc, queue.enqueue)
+        return EventContext(record, handler_name, orthanc, queue.enqueue, database)
 
     return registry, queue, EventDispatcher(database, registry, context)
 
@@ -77,6 +77,7 @@ def test_dispatch_resumes_after_a_crash_without_repeating_work(setup, database) 
             "queue_one",
             StudiesOnDisk({}),
             queue.enqueue,
+            database,
         )
     )
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 from urllib3 import encode_multipart_formdata
 
-from hounsfield.web.multipart import MultipartError, split_parts
+from hounsfield.web.multipart import MultipartError, iter_parts
 
 LIMITS = {"max_parts": 100, "max_header_bytes": 8192}
+
+
+def split_parts(body: bytes, content_type: str, **limits: int) -> dict[str, list[memoryview]]:
+    fields: dict[str, list[memoryview]] = {}
+    for part in iter_parts(body, content_type, **limits):
+        fields.setdefault(part.name, []).append(part.content)
+    return fields
 
 
 def encoded(fields: list) -> tuple[bytes, str]:

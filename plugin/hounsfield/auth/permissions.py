@@ -112,6 +112,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule("POST", "/api/reconstructions", roles=ACQUISITION),
     _rule("GET", "/api/reconstructions/**", roles=STAFF),
+    _rule("GET", "/api/projections", roles=STAFF),
     # Orthanc's REST API: reading.
     _rule("GET", "/system", roles=STAFF),
     _staff_search("GET", "/patients"),

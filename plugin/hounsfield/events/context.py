@@ -1,4 +1,5 @@
-"""What an event handler sees: the event, Orthanc, and a way to queue heavy work."""
+"""What an event handler sees: the event, Orthanc, the plugin's database, and a way to
+queue heavy work."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hounsfield.db import Database
 from hounsfield.events.types import EventRecord
 from hounsfield.jobs.model import Job
 from hounsfield.orthanc_api import OrthancApi
@@ -19,6 +21,7 @@ class EventContext:
     handler_name: str
     orthanc: OrthancApi
     submit: Submit
+    database: Database  # where an extension keeps its tables (its own migrations)
     _enqueued: int = field(default=0, init=False)
 
     def enqueue(

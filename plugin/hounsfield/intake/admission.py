@@ -8,9 +8,12 @@ than Limits.DicomDepth. Everything else is Orthanc's to accept, and then kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from hounsfield.intake.structure import summarize
+
+UIDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 
 
 @dataclass(frozen=True)
@@ -18,20 +21,31 @@ class Refusal:
     """Why an incoming object is not stored; told to its sender on every road."""
 
     reason: str
-    study_uid: str | None = None
-    sop_instance_uid: str | None = None
+    uids: Mapping[str, str] = field(default_factory=dict)  # those the object's header gave
     limit: str | None = None  # the configuration key of the limit it hit, if any
+    conflict: bool = False  # a sound object the request may not store (another study)
+
+    @property
+    def study_uid(self) -> str | None:
+        return self.uids.get("StudyInstanceUID")
+
+
+@dataclass(frozen=True)
+class Examination:
+    uids: Mapping[str, str]  # the identifying UIDs read from the object (some may lack)
+    refusal: Refusal | None
+
+
+def examine(dicom: bytes, *, max_depth: int) -> Examination:
+    """The object's UIDs, and a Refusal naming its corruption if it is corrupt."""
+    summary = summarize(dicom, max_depth=max_depth)
+    uids = {name: str(summary.values[name]) for name in UIDS if summary.values.get(name)}
+    if summary.problem is None:
+        return Examination(uids, None)
+    refusal = Refusal(f"corrupt DICOM object: {summary.problem}", uids, summary.limit)
+    return Examination(uids, refusal)
 
 
 def judge(dicom: bytes, *, max_depth: int) -> Refusal | None:
     """A Refusal naming the corruption in ``dicom``, or None to let Orthanc store it."""
-    summary = summarize(dicom, max_depth=max_depth)
-    if summary.problem is None:
-        return None
-    values = summary.values
-    return Refusal(
-        f"corrupt DICOM object: {summary.problem}",
-        study_uid=str(values["StudyInstanceUID"]) if "StudyInstanceUID" in values else None,
-        sop_instance_uid=str(values["SOPInstanceUID"]) if "SOPInstanceUID" in values else None,
-        limit=summary.limit,
-    )
+    return examine(dicom, max_depth=max_depth).refusal

@@ -49,7 +49,8 @@ def store_instances(request: Request) -> Response:
     if is_zip(request.body):
         return _store_archive(request)
     try:
-        return Response.json(request.app.intake.store(request.body, sender_of(request), ROAD))
+        stored = request.app.intake.store(request.body, sender_of(request), ROAD)
+        return Response.json(stored.answer)
     except Refused as refused:
         raise _refusal_error(refused) from refused
     except OrthancError as error:
@@ -59,7 +60,9 @@ def store_instances(request: Request) -> Response:
 def _refusal_error(refused: Refused) -> HttpError:
     refusal = refused.refusal
     details = {"limit": refusal.limit} if refusal.limit else {}
-    return HttpError(400, refusal.reason, sopInstanceUid=refusal.sop_instance_uid, **details)
+    return HttpError(
+        400, refusal.reason, sopInstanceUid=refusal.uids.get("SOPInstanceUID"), **details
+    )
 
 
 def _store_archive(request: Request) -> Response:
@@ -73,7 +76,7 @@ def _store_archive(request: Request) -> Response:
             request.body, max_members=limits.archive_members, max_bytes=limits.upload_bytes
         ):
             try:
-                answers.append(intake.store(content, sender, ROAD))
+                answers.append(intake.store(content, sender, ROAD).answer)
             except Refused as error:
                 refused = True
                 answers.append({"Path": name, "Status": "Refused", "Reason": error.refusal.reason})

@@ -8,11 +8,12 @@ refusal is logged and written to the audit trail with the sender and the reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hounsfield.audit.trail import AuditEntry, AuditTrail
-from hounsfield.intake.admission import Refusal, judge
+from hounsfield.intake.admission import Examination, Refusal, examine
 from hounsfield.orthanc_api import OrthancApi
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ class Refused(Exception):
         self.refusal = refusal
 
 
+@dataclass(frozen=True)
+class Stored:
+    answer: dict[str, Any]  # Orthanc's (ID, ParentSeries, Status: Success or AlreadyStored...)
+    uids: Mapping[str, str]  # SOPClassUID, SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID
+
+
 class Intake:
     def __init__(self, orthanc: OrthancApi, audit: AuditTrail, *, max_depth: int) -> None:
         self._orthanc = orthanc
@@ -41,7 +48,19 @@ class Intake:
 
     def judge(self, dicom: bytes, sender: Sender, road: str) -> Refusal | None:
         """A Refusal (logged and audited) when ``dicom`` is corrupt, else None."""
-        refusal = judge(dicom, max_depth=self._max_depth)
+        return self._examine(dicom, sender, road).refusal
+
+    def _examine(
+        self, dicom: bytes, sender: Sender, road: str, study_uid: str | None = None
+    ) -> Examination:
+        examination = examine(dicom, max_depth=self._max_depth)
+        found = examination.uids.get("StudyInstanceUID")
+        if examination.refusal is None and study_uid is not None and found != study_uid:
+            reason = f"the object belongs to study {found}, not to {study_uid} named by the request"
+            examination = Examination(
+                examination.uids, Refusal(reason, examination.uids, conflict=True)
+            )
+        refusal = examination.refusal
         if refusal is not None:
             log.warning("refused an object from %s (%s): %s", sender.name, road, refusal.reason)
             self._audit.append(
@@ -55,16 +74,18 @@ class Intake:
                     detail={
                         "reason": refusal.reason,
                         "road": road,
-                        "sopInstanceUid": refusal.sop_instance_uid,
+                        "sopInstanceUid": refusal.uids.get("SOPInstanceUID"),
                     },
                 )
             )
-        return refusal
+        return examination
 
-    def store(self, dicom: bytes, sender: Sender, road: str) -> dict[str, Any]:
-        """Orthanc's answer for a stored object; Refused if it is corrupt, OrthancError if
-        Orthanc would not store it (not DICOM, no UIDs...)."""
-        refusal = self.judge(dicom, sender, road)
-        if refusal is not None:
-            raise Refused(refusal)
-        return self._orthanc.store(dicom)
+    def store(
+        self, dicom: bytes, sender: Sender, road: str, *, study_uid: str | None = None
+    ) -> Stored:
+        """Store a judged object: Refused if it is corrupt (or not of ``study_uid`` when the
+        request names one), OrthancError if Orthanc would not store it (not DICOM...)."""
+        examination = self._examine(dicom, sender, road, study_uid)
+        if examination.refusal is not None:
+            raise Refused(examination.refusal)
+        return Stored(self._orthanc.store(dicom), examination.uids)

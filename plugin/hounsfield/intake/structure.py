@@ -35,8 +35,10 @@ IMPLICIT_LITTLE, EXPLICIT_BIG, DEFLATED = (
 # Top-level attributes read as the walk passes them (what the checks need), with their VR.
 READ_GROUPS = frozenset({0x0008, 0x0020, 0x0028, 0x7FE0})
 READ = {
-    0x0020000D: ("StudyInstanceUID", b"UI"),
+    0x00080016: ("SOPClassUID", b"UI"),
     0x00080018: ("SOPInstanceUID", b"UI"),
+    0x0020000D: ("StudyInstanceUID", b"UI"),
+    0x0020000E: ("SeriesInstanceUID", b"UI"),
     0x00280002: ("SamplesPerPixel", b"US"),
     0x00280004: ("PhotometricInterpretation", b"CS"),
     0x00280008: ("NumberOfFrames", b"IS"),

@@ -12,8 +12,9 @@ from hounsfield.events.types import Event
 from hounsfield.extensions import Registry
 from hounsfield.jobs.model import JobState
 from hounsfield.jobs.queue import JobQueue
-from hounsfield.orthanc_api import OrthancApi
-from hounsfield.recon import jobs, spool
+from hounsfield.orthanc_api import OrthancError
+from hounsfield.recon import candidates, jobs, spool
+from hounsfield.recon.candidates import ProjectionSeries, ProjectionSeriesStore, assess
 from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
 from hounsfield.recon.projections import ProjectionError
@@ -30,18 +31,17 @@ routes = RouteTable()
 SPOOL_FOLDER = "spool"
 
 
-def is_projection_series(orthanc: OrthancApi, series_id: str, rules: DetectionRules) -> bool:
-    series = orthanc.get_json(f"/series/{series_id}")
-    if series["MainDicomTags"].get("Modality") not in rules.modalities:
-        return False  # decided without reading the file
-    return rules.matches(orthanc.get_json(f"/instances/{series['Instances'][0]}/simplified-tags"))
-
-
-def queue_reconstructions(context: EventContext, rules: DetectionRules) -> None:
-    """Each projection series of a stable study gets one automatic FDK job."""
+def assess_stable_study(context: EventContext, rules: DetectionRules) -> None:
+    """Each projection series of a stable study is judged and its verdict recorded; one
+    that can be reconstructed gets one automatic FDK job (when Automatic is on)."""
+    store = ProjectionSeriesStore(context.database)
     study = context.orthanc.get_json(f"/studies/{context.event.resource_id}")
     for series_id in study["Series"]:
-        if is_projection_series(context.orthanc, series_id, rules):
+        verdict = assess(context.orthanc, series_id, rules)
+        if verdict is None:
+            continue
+        store.record(verdict)
+        if verdict.reconstructable and rules.automatic:
             context.enqueue("recon.fdk", {"series": series_id}, key=f"recon:auto:{series_id}")
 
 
@@ -106,37 +106,77 @@ def _waiting_uploads(queue: JobQueue) -> set[Path]:
     }
 
 
+def _verdict(request: Request, series_id: str) -> ProjectionSeries | None:
+    """The recorded verdict on a series, or one made now (a series stored while the
+    extension was off, or not yet stable); 404 when Orthanc has no such series."""
+    store = ProjectionSeriesStore(request.app.db)
+    verdict = store.get(series_id)
+    if verdict is not None:
+        return verdict
+    rules = DetectionRules.from_configuration(request.app.registry.configuration)
+    try:
+        verdict = assess(request.app.orthanc, series_id, rules)
+    except OrthancError as error:
+        raise HttpError(404, f"no series {series_id!r}") from error
+    if verdict is not None:
+        store.record(verdict)
+    return verdict
+
+
 @routes.post("/api/reconstructions")
 def request_reconstruction(request: Request) -> Response:
     """Reconstruct a projection series again, with other parameters (always a new series)."""
     body = request.parse(ReconstructionRequest)
-    rules = DetectionRules.from_configuration(request.app.registry.configuration)
-    try:
-        projections = is_projection_series(request.app.orthanc, body.series, rules)
-    except Exception as error:
-        raise HttpError(404, f"no series {body.series!r}") from error
-    if not projections:
+    verdict = _verdict(request, body.series)
+    if verdict is None:
         raise HttpError(400, f"series {body.series!r} is not a projection series")
+    if not verdict.reconstructable:
+        raise HttpError(409, f"series {body.series!r} cannot be reconstructed: {verdict.reason}")
     job = request.app.submit("recon.fdk", body.model_dump(), priority=10 if body.preview else 0)
     return Response.json(job.to_json(), status=202, Location=f"/api/reconstructions/{job.id}")
+
+
+@routes.get("/api/projections")
+def list_projection_series(request: Request) -> dict[str, Any]:
+    """Projection series seen so far, newest first, each with whether it can be
+    reconstructed and why not: what the reconstruction page offers."""
+    limit, offset = _page(request)
+    store = ProjectionSeriesStore(request.app.db)
+    return {
+        "projections": [series.to_json() for series in store.list(limit=limit, offset=offset)],
+        "total": store.count(),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def _page(request: Request) -> tuple[int, int]:
+    limit = request.query_value("limit", int, 100)
+    offset = request.query_value("offset", int, 0)
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise HttpError(400, "'limit' must be 1 to 1000 and 'offset' not negative")
+    return limit, offset
 
 
 @routes.get("/api/reconstructions")
 def list_reconstructions(request: Request) -> dict[str, Any]:
     """Reconstructions, newest first; ``?series=`` those of one projection series, to compare
-    runs (method, parameters, QC) side by side."""
-    limit = request.query_value("limit", int, 100)
-    offset = request.query_value("offset", int, 0)
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise HttpError(400, "'limit' must be 1 to 1000 and 'offset' not negative")
-    wanted = {"series": request.query["series"]} if request.query.get("series") else None
+    runs (method, parameters, QC) side by side, with the series' verdict (``series``:
+    whether it can be reconstructed, and why not)."""
+    limit, offset = _page(request)
+    series_id = request.query.get("series")
+    wanted = {"series": series_id} if series_id else None
     found = request.app.jobs.list(kind="recon.fdk", params=wanted, limit=limit, offset=offset)
-    return {
+    listing: dict[str, Any] = {
         "reconstructions": [job.to_json() for job in found],
         "total": request.app.jobs.count(kind="recon.fdk", params=wanted),
         "limit": limit,
         "offset": offset,
     }
+    if series_id:
+        verdict = ProjectionSeriesStore(request.app.db).get(series_id)
+        listing["series"] = verdict.to_json() if verdict is not None else None
+    return listing
 
 
 @routes.get("/api/reconstructions/{job_id:int}")
@@ -157,11 +197,12 @@ def register(registry: Registry) -> None:
     registry.job_kind("recon.fdk", jobs.reconstruct)
     registry.job_kind("recon.archive", jobs.archive_upload, internal=True)
     rules = DetectionRules.from_configuration(registry.configuration)
-    if rules.automatic:
-        registry.on(
-            Event.STUDY_STABLE,
-            functools.partial(queue_reconstructions, rules=rules),
-            name="recon.queue_on_stable",
-        )
+    for migration in candidates.MIGRATIONS:
+        registry.migration(migration)
+    registry.on(
+        Event.STUDY_STABLE,
+        functools.partial(assess_stable_study, rules=rules),
+        name="recon.queue_on_stable",  # the delivery history keeps this name
+    )
     registry.on_worker_start(warm_up)
     registry.routes(routes)

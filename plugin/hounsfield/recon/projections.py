@@ -74,55 +74,125 @@ def coarsen(
 
 def read_acquisition(ds: Dataset) -> Acquisition:
     """Geometry and counts of a multi-frame projection object; ProjectionError if unusable."""
-    geometry, i0 = read_geometry(ds)
+    geometry, i0 = geometry_of(ProjectionHeader.from_dataset(ds))
     frames = len(geometry.angles)
+    _check_pixel_data_length(ds, frames)
     return Acquisition(ds.pixel_array.reshape(frames, ds.Rows, ds.Columns), geometry, i0)
 
 
-def read_geometry(ds: Dataset) -> tuple[CircularGeometry, float]:
-    """Geometry and I0 from the header, without decoding a pixel; ProjectionError if unusable.
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
-    Cheap enough to judge an object as it arrives, before Orthanc stores it.
+
+def _numbers(value: Any) -> list[float] | None:
+    """A multi-valued number as pydicom or Orthanc gives it (a list, or text with \\)."""
+    if value is None or value == "":
+        return None
+    items = value.split("\\") if isinstance(value, str) else value
+    try:
+        return [float(item) for item in np.atleast_1d(np.asarray(items, dtype=object))]
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ProjectionHeader:
+    """What the geometry is read from, whichever way the header was obtained."""
+
+    bits_allocated: int | None
+    frames: int
+    rows: int | None
+    columns: int | None
+    source_to_detector: float | None
+    source_to_isocenter: float | None
+    pixel_spacing: list[float] | None  # (row, column), as ImagerPixelSpacing says it
+    first_angle: float
+    angle_increments: list[float] | None
+    i0: float = DEFAULT_I0
+    detector_offset: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> ProjectionHeader:
+        """From the file (in a worker): the private block's I0 and offsets are read too."""
+        private = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR) if _has_private(ds) else None
+        i0 = float(private[I0_ELEMENT].value) if private and I0_ELEMENT in private else DEFAULT_I0
+        offset = (0.0, 0.0)
+        if private and OFFSET_ELEMENT in private:
+            offset = tuple(float(v) for v in private[OFFSET_ELEMENT].value)
+        return cls(**_standard(ds), i0=i0, detector_offset=offset)
+
+    @classmethod
+    def from_orthanc(cls, tags: Mapping[str, Any]) -> ProjectionHeader:
+        """From Orthanc's simplified tags of the instance (text values; long ones asked
+        for with ``?ignore-length=0018-1521``): enough to judge, not to reconstruct."""
+        return cls(**_standard(tags))
+
+
+def _standard(tags: Any) -> dict[str, Any]:
+    """The standard attributes, from a pydicom Dataset or Orthanc's simplified tags."""
+    frames = _number(tags.get("NumberOfFrames")) or 1
+    bits = _number(tags.get("BitsAllocated"))
+    rows, columns = _number(tags.get("Rows")), _number(tags.get("Columns"))
+    return {
+        "bits_allocated": int(bits) if bits is not None else None,
+        "frames": int(frames),
+        "rows": int(rows) if rows is not None else None,
+        "columns": int(columns) if columns is not None else None,
+        "source_to_detector": _number(tags.get("DistanceSourceToDetector")),
+        "source_to_isocenter": _number(tags.get("DistanceSourceToPatient")),
+        "pixel_spacing": _numbers(
+            tags.get("ImagerPixelSpacing") or tags.get("DetectorElementSpacing")
+        ),
+        "first_angle": _number(tags.get("PositionerPrimaryAngle")) or 0.0,
+        "angle_increments": _numbers(tags.get("PositionerPrimaryAngleIncrement")),
+    }
+
+
+def geometry_of(header: ProjectionHeader) -> tuple[CircularGeometry, float]:
+    """The orbit and I0 a header describes; ProjectionError naming what makes it unusable.
+
+    The one reading of the geometry: the stable-study hook judges a series with it from
+    Orthanc's tags, a worker reconstructs with it from the file.
     """
-    missing = [
-        name
-        for name in (
-            "DistanceSourceToDetector",
-            "DistanceSourceToPatient",
-            "PositionerPrimaryAngleIncrement",
-            "PixelData",
-        )
-        if name not in ds
-    ]
-    if "ImagerPixelSpacing" not in ds and "DetectorElementSpacing" not in ds:
-        missing.append("ImagerPixelSpacing")
+    required = {
+        "DistanceSourceToDetector": header.source_to_detector,
+        "DistanceSourceToPatient": header.source_to_isocenter,
+        "PositionerPrimaryAngleIncrement": header.angle_increments,
+        "ImagerPixelSpacing": header.pixel_spacing,
+        "Rows": header.rows,
+        "Columns": header.columns,
+    }
+    missing = [name for name, value in required.items() if value is None]
     if missing:
         raise ProjectionError(f"projection geometry is incomplete: missing {', '.join(missing)}")
-    if int(ds.get("BitsAllocated", 0)) != 16:
-        raise ProjectionError(f"projections must be 16-bit, found {ds.get('BitsAllocated')} bits")
-    frames = int(ds.get("NumberOfFrames", 1))
-    _check_pixel_data_length(ds, frames)
-    angles = _frame_angles(ds, frames)
-    row_spacing, column_spacing = (
-        float(v) for v in ds.get("ImagerPixelSpacing") or ds.DetectorElementSpacing
-    )
-    private = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR) if _has_private(ds) else None
-    i0 = float(private[I0_ELEMENT].value) if private and I0_ELEMENT in private else DEFAULT_I0
-    offset = (0.0, 0.0)
-    if private and OFFSET_ELEMENT in private:
-        offset = tuple(float(v) for v in private[OFFSET_ELEMENT].value)
+    if header.bits_allocated != 16:
+        raise ProjectionError(f"projections must be 16-bit, found {header.bits_allocated} bits")
+    increments = header.angle_increments
+    if len(increments) != header.frames:
+        raise ProjectionError(
+            f"{header.frames} frames but {len(increments)} angle increments "
+            "(PositionerPrimaryAngleIncrement)"
+        )
+    if len(header.pixel_spacing) != 2:
+        raise ProjectionError("ImagerPixelSpacing must hold a row and a column spacing")
+    relative = increments[0] == 0.0  # 0, a, 2a...: relative to the first frame
+    offsets = increments if relative else np.concatenate(([0.0], np.cumsum(increments[1:])))
+    row_spacing, column_spacing = header.pixel_spacing
     try:
         geometry = CircularGeometry(
-            source_to_isocenter=float(ds.DistanceSourceToPatient),
-            source_to_detector=float(ds.DistanceSourceToDetector),
-            angles=angles,
+            source_to_isocenter=header.source_to_isocenter,
+            source_to_detector=header.source_to_detector,
+            angles=tuple(float(header.first_angle + offset) for offset in offsets),
             pixel_spacing=(column_spacing, row_spacing),
-            detector_size=(int(ds.Columns), int(ds.Rows)),
-            detector_offset=offset,
+            detector_size=(header.columns, header.rows),
+            detector_offset=header.detector_offset,
         )
     except GeometryError as error:
         raise ProjectionError(str(error)) from error
-    return geometry, i0
+    return geometry, header.i0
 
 
 def _check_pixel_data_length(ds: Dataset, frames: int) -> None:
@@ -132,26 +202,12 @@ def _check_pixel_data_length(ds: Dataset, frames: int) -> None:
     if syntax is not None and syntax.is_compressed:
         return  # encapsulated: the frames are counted when decoded
     expected = frames * int(ds.Rows) * int(ds.Columns) * 2
-    element = ds.get_item("PixelData")  # a deferred (not yet read) value keeps its length
-    held = element.length if element.value is None else len(element.value)
+    held = len(ds.PixelData)
     if held < expected:
         raise ProjectionError(
             f"pixel data holds {held} bytes, {frames} frames of "
             f"{ds.Columns}x{ds.Rows} need {expected}"
         )
-
-
-def _frame_angles(ds: Dataset, frames: int) -> tuple[float, ...]:
-    increments = np.asarray(ds.PositionerPrimaryAngleIncrement, dtype=float).reshape(-1)
-    if increments.size != frames:
-        raise ProjectionError(
-            f"{frames} frames but {increments.size} angle increments "
-            "(PositionerPrimaryAngleIncrement)"
-        )
-    first = float(ds.get("PositionerPrimaryAngle", 0.0))
-    relative = increments[0] == 0.0  # 0, a, 2a...: relative to the first frame
-    offsets = increments if relative else np.concatenate(([0.0], np.cumsum(increments[1:])))
-    return tuple(float(first + offset) for offset in offsets)
 
 
 def _has_private(ds: Dataset) -> bool:
@@ -194,7 +250,12 @@ def build_projection_dataset(
     ds.InstanceNumber = 1
     ds.ImageType = ["ORIGINAL", "PRIMARY", "SINGLE PLANE"]
     ds.Manufacturer = "Hounsfield"
+    ds.Laterality = ""  # Type 2C attributes, present and empty: unknown here
+    ds.PatientOrientation = ""
     ds.KVP = ""
+    ds.XRayTubeCurrent = ""
+    ds.ExposureTime = ""
+    ds.Exposure = ""
     ds.RadiationSetting = "GR"
     ds.PixelIntensityRelationship = "LIN"
     ds.DistanceSourceToDetector = f"{geometry.source_to_detector:.6g}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ import pydantic
 from hounsfield.config import LimitsSection
 from hounsfield.untrusted import InputRefused
 from hounsfield.untrusted.jsontext import parse_json
-from hounsfield.web.multipart import split_parts
+from hounsfield.web.multipart import Part, iter_parts
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -41,6 +42,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     cookies: list[str] = field(default_factory=list)  # Set-Cookie values
     allowed_methods: tuple[str, ...] = ()  # only for 405
+    # A multipart/related answer (status 200), sent part by part as the iterator yields
+    # them; ``content_type`` is then the type of each part.
+    parts: Iterable[bytes] | None = None
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, **headers: str) -> Response:
@@ -101,6 +105,14 @@ class Request:
         server keeps multipart/form-data for itself (Orthanc Explorer's uploads), so
         clients send the same body as multipart/mixed (or multipart/related).
         """
+        fields: dict[str, list[memoryview]] = {}
+        for part in self.parts():
+            if part.name is not None:
+                fields.setdefault(part.name, []).append(part.content)
+        return fields
+
+    def parts(self) -> list[Part]:
+        """Every part of a multipart/mixed or multipart/related body, in order."""
         if len(self.body) > self.limits.upload_bytes:
             raise HttpError(
                 413, f"upload exceeds {self.limits.upload_bytes} bytes", limit="Limits.UploadBytes"
@@ -113,11 +125,13 @@ class Request:
                 "taken by Orthanc itself)",
             )
         try:
-            return split_parts(
-                self.body,
-                content_type,
-                max_parts=self.limits.multipart_parts,
-                max_header_bytes=self.limits.multipart_header_bytes,
+            return list(
+                iter_parts(
+                    self.body,
+                    content_type,
+                    max_parts=self.limits.multipart_parts,
+                    max_header_bytes=self.limits.multipart_header_bytes,
+                )
             )
         except InputRefused as refusal:
             raise HttpError.refused(refusal) from refusal

@@ -87,16 +87,3 @@ def iter_parts(
         headers = parser.parsebytes(body[headers_start : headers_end + 4], headersonly=True)
         yield Part(headers, view[headers_end + 4 : next_delimiter])
         position = next_delimiter + 2 + len(delimiter)
-
-
-def split_parts(
-    body: bytes, content_type: str, *, max_parts: int, max_header_bytes: int
-) -> dict[str, list[memoryview]]:
-    """Each part's content (a view into ``body``) by its Content-Disposition ``name``."""
-    fields: dict[str, list[memoryview]] = {}
-    for part in iter_parts(
-        body, content_type, max_parts=max_parts, max_header_bytes=max_header_bytes
-    ):
-        if part.name is not None:
-            fields.setdefault(part.name, []).append(part.content)
-    return fields

@@ -1,0 +1,58 @@
+"""WADO-RS study retrieval (PS3.18 10.4), the GET side of ``/dicom-web/studies/{uid}``.
+
+Every instance of the study as ``application/dicom`` parts of one multipart/related answer,
+sent one file at a time. As in Orthanc's DICOMweb plugin: in Explicit VR Little Endian
+unless the Accept header names another transfer syntax, or ``transfer-syntax=*`` for the
+files as stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hounsfield.orthanc_api import OrthancApi, OrthancError
+from hounsfield.web import HttpError, Request, Response
+
+EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
+UID = "0123456789."
+
+
+def _wanted_syntax(accept: str) -> str | None:
+    """The transfer syntax asked for (None: as stored); 400 for what cannot be answered."""
+    if not accept.strip():
+        return EXPLICIT_LITTLE
+    media, *parameters = (piece.strip() for piece in accept.split(";"))
+    if media.lower() not in ("multipart/related", "*/*"):
+        raise HttpError(400, f"a study is retrieved as multipart/related, not {media}")
+    declared = {}
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        declared[name.strip().lower()] = value.strip().strip('"')
+    if declared.get("type", "application/dicom").lower() != "application/dicom":
+        raise HttpError(400, "a study is retrieved as application/dicom parts")
+    syntax = declared.get("transfer-syntax", EXPLICIT_LITTLE)
+    if syntax == "*":
+        return None
+    if not syntax or set(syntax) - set(UID) or len(syntax) > 64:
+        raise HttpError(400, f"unknown transfer syntax {syntax!r}")
+    return syntax
+
+
+def retrieve_study(request: Request, study_uid: str) -> Response:
+    syntax = _wanted_syntax(request.headers.get("accept", ""))
+    orthanc = request.app.orthanc
+    study = orthanc.find_study(study_uid)
+    if study is None:
+        raise HttpError(404, f"no study {study_uid}")
+    instances = [item["ID"] for item in orthanc.get_json(f"/studies/{study}/instances")]
+    return Response(200, content_type="application/dicom", parts=_files(orthanc, instances, syntax))
+
+
+def _files(orthanc: OrthancApi, instances: list[str], syntax: str | None) -> Iterator[bytes]:
+    for instance in instances:
+        try:
+            yield orthanc.dicom_file(instance, syntax)
+        except OrthancError as error:
+            raise RuntimeError(
+                f"instance {instance} cannot be sent in {syntax}: {error}"
+            ) from error

@@ -116,7 +116,7 @@ def test_a_stack_with_rtk_geometry(orthanc: OrthancServer) -> None:
         (lambda: [tiff(counts())], None, None, "send a 'geometry' JSON part"),
         (lambda: [tiff(counts())], "{not json", None, "malformed JSON: Expecting property name"),
         (lambda: [tiff(counts(10)), tiff(counts(10)[:, :16])], GEOMETRY, None, "differ in size"),
-        (lambda: [tiff(counts())], GEOMETRY, b"<nope", "geometry XML is malformed"),
+        (lambda: [tiff(counts())], GEOMETRY, b"<nope", "geometry XML: malformed XML"),
     ],
     ids=[
         "8-bit",

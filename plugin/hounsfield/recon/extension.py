@@ -23,6 +23,7 @@ from hounsfield.recon.upload import (
     GeometryParameters,
     acquisition_geometry,
     inspect_projections,
+    with_rtk_geometry,
 )
 from hounsfield.web import HttpError, Request, Response, RouteTable
 from hounsfield.web.http import validated
@@ -68,19 +69,25 @@ def upload_acquisition(request: Request) -> Response:
     if "geometry" not in fields or "projections" not in fields:
         raise HttpError(400, "send a 'geometry' JSON part and 'projections' TIFF part(s)")
     parameters = validated(GeometryParameters, request.parse_json(fields["geometry"][0]))
-    rtk_geometry = bytes(fields["rtk_geometry"][0]) if "rtk_geometry" in fields else None
+    limits = request.limits
+    rules = DetectionRules.from_configuration(request.app.registry.configuration)
+    try:
+        if "rtk_geometry" in fields:
+            parameters = with_rtk_geometry(
+                parameters,
+                bytes(fields["rtk_geometry"][0]),
+                max_bytes=limits.xml_bytes,
+                max_depth=limits.xml_depth,
+            )
+    except ProjectionError as error:
+        raise HttpError(400, str(error)) from error
     spool_root = request.app.settings.data_directory / SPOOL_FOLDER
     spool.prune_abandoned(spool_root, _waiting_uploads(request.app.jobs))
     # Spooled first: the TIFF headers are read from the files, never copied in memory.
-    upload = spool.spool(
-        spool_root,
-        fields["projections"],
-        parameters.model_dump_json().encode(),
-        rtk_geometry,
-    )
+    upload = spool.spool(spool_root, fields["projections"], parameters.model_dump_json().encode())
     try:
-        shape = inspect_projections(upload.projections)
-        geometry = acquisition_geometry(parameters, shape, rtk_geometry)
+        shape = inspect_projections(upload.projections, rules.max_projections)
+        geometry = acquisition_geometry(parameters, shape)
     except ProjectionError as error:
         spool.discard(upload.directory)
         raise HttpError(400, str(error)) from error

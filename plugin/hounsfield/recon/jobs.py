@@ -131,7 +131,7 @@ def _archive(
     parameters = GeometryParameters.model_validate_json(upload.geometry_json)
     job.progress(10, "decoding projections")
     counts = read_projections(upload.projections)
-    geometry = acquisition_geometry(parameters, counts.shape, upload.rtk_geometry)
+    geometry = acquisition_geometry(parameters, counts.shape)
     study = {
         "PatientID": parameters.patient_id,
         "PatientName": parameters.patient_name,

@@ -29,6 +29,7 @@ class DetectionRules(BaseModel):
     automatic: bool = True
     modalities: frozenset[str] = frozenset({"XA", "RF", "DX", "CR"})
     minimum_frames: int = Field(2, ge=2, le=100_000)
+    max_projections: int = Field(10_000, ge=3, le=100_000)  # in one TIFF upload
 
     @classmethod
     def from_configuration(cls, configuration: Mapping[str, Any]) -> DetectionRules:

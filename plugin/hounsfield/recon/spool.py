@@ -18,20 +18,16 @@ PROJECTION_PREFIX = "projection-"
 # or the write was cut short). Younger ones may belong to a request still submitting.
 ABANDONED_AFTER_SECONDS = 3600
 GEOMETRY_FILE = "geometry.json"
-RTK_GEOMETRY_FILE = "geometry.xml"
 
 
 @dataclass(frozen=True)
 class SpooledUpload:
     directory: Path
     projections: list[Path]  # TIFF files, in acquisition order
-    geometry_json: bytes
-    rtk_geometry: bytes | None
+    geometry_json: bytes  # the checked parameters (an RTK XML orbit already folded in)
 
 
-def spool(
-    root: Path, projections: list[memoryview], geometry_json: bytes, rtk_geometry: bytes | None
-) -> SpooledUpload:
+def spool(root: Path, projections: list[memoryview], geometry_json: bytes) -> SpooledUpload:
     """Write an upload's parts (the writes leave the GIL to Orthanc's other requests)."""
     root.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
@@ -42,8 +38,6 @@ def spool(
             with (partial / f"{PROJECTION_PREFIX}{number:05d}.tif").open("wb") as file:
                 file.write(content)
         (partial / GEOMETRY_FILE).write_bytes(geometry_json)
-        if rtk_geometry is not None:
-            (partial / RTK_GEOMETRY_FILE).write_bytes(rtk_geometry)
     except OSError:
         discard(partial)  # a full disk leaves nothing half-written behind
         raise
@@ -54,12 +48,10 @@ def spool(
 
 def read(directory: Path) -> SpooledUpload:
     """FileNotFoundError when the upload is no longer (or was never) spooled."""
-    rtk_file = directory / RTK_GEOMETRY_FILE
     return SpooledUpload(
         directory=directory,
         projections=sorted(directory.glob(f"{PROJECTION_PREFIX}*.tif")),
         geometry_json=(directory / GEOMETRY_FILE).read_bytes(),
-        rtk_geometry=rtk_file.read_bytes() if rtk_file.exists() else None,
     )
 
 

@@ -3,13 +3,14 @@
 The geometry comes as RTK's geometry XML or as plain parameters; the projections as
 one multi-page TIFF or one TIFF per projection, in acquisition order. Geometry and TIFF
 headers are checked while the client waits (each refusal names the problem); decoding
-and archiving run in a worker (see ``jobs.archive_upload``).
+and archiving run in a worker (see ``jobs.archive_upload``). RTK's XML is read once, in
+the request and within Limits.XmlBytes and Limits.XmlDepth, into plain parameters: the
+worker never parses XML. TIFF headers are read page by page up to MaxProjections.
 """
 
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
 from hounsfield.recon.projections import ProjectionError
+from hounsfield.untrusted import InputRefused
+from hounsfield.untrusted.xmltext import parse_xml
 
 TILT_ELEMENTS = ("OutOfPlaneAngle", "InPlaneAngle", "SourceOffsetX", "SourceOffsetY")
 
@@ -61,11 +64,14 @@ class _Complaints(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _tiff_pages(path: Path, number: int, *, decode: bool) -> list[Any]:
+def _tiff_pages(
+    path: Path, number: int, *, decode: bool, max_pages: int | None = None
+) -> list[Any]:
     """Each page's shape (its pixels when ``decode``); ProjectionError when unusable.
 
     Headers alone tell the size, the pixel type and where each page's data lies, so a
-    cut or 8-bit file is refused without decoding anything.
+    cut or 8-bit file is refused without decoding anything. Pages are read one by one
+    and no further than ``max_pages`` (each costs a few microseconds of Python).
     """
     complaints = _Complaints()
     tiff_log = logging.getLogger("tifffile")
@@ -73,7 +79,13 @@ def _tiff_pages(path: Path, number: int, *, decode: bool) -> list[Any]:
     try:
         size = path.stat().st_size
         with tifffile.TiffFile(path) as tiff:
-            pages = list(tiff.pages)
+            pages = []
+            for page in tiff.pages:
+                if max_pages is not None and len(pages) >= max_pages:
+                    raise ProjectionError(
+                        f"more than {max_pages} projections (HounsfieldRecon.MaxProjections)"
+                    )
+                pages.append(page)
             ends = [page.dataoffsets[-1] + page.databytecounts[-1] for page in pages]
             for page in pages:
                 if page.dtype != np.uint16:
@@ -102,18 +114,20 @@ def _same_size(shapes: list[tuple[int, ...]]) -> tuple[int, int]:
     return rows, columns
 
 
-def inspect_projections(files: list[Path]) -> tuple[int, int, int]:
+def inspect_projections(files: list[Path], max_projections: int) -> tuple[int, int, int]:
     """(projections, rows, columns) of one multi-page TIFF or one TIFF each, from headers."""
-    shapes = [
-        tuple(shape)
-        for number, path in enumerate(files, start=1)
-        for shape in _tiff_pages(path, number, decode=False)
-    ]
+    shapes: list[tuple[int, ...]] = []
+    for number, path in enumerate(files, start=1):
+        left = max_projections - len(shapes)
+        shapes += [
+            tuple(shape) for shape in _tiff_pages(path, number, decode=False, max_pages=left)
+        ]
     return (len(shapes), *_same_size(shapes))
 
 
 def read_projections(files: list[Path]) -> np.ndarray:
-    """(projection, row, column) uint16 from one multi-page TIFF or one TIFF each."""
+    """(projection, row, column) uint16 from one multi-page TIFF or one TIFF each (in a
+    worker, from a spool whose headers the request checked)."""
     frames = [
         frame
         for number, path in enumerate(files, start=1)
@@ -123,12 +137,12 @@ def read_projections(files: list[Path]) -> np.ndarray:
     return np.stack(frames)
 
 
-def parse_rtk_geometry(xml: bytes) -> dict[str, Any]:
+def parse_rtk_geometry(xml: bytes, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
     """SID, SDD, angles and offsets from RTK's geometry XML (circular orbits only)."""
     try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError as error:
-        raise ProjectionError(f"geometry XML is malformed: {error}") from error
+        root = parse_xml(xml, max_bytes=max_bytes, max_depth=max_depth)
+    except InputRefused as refusal:
+        raise ProjectionError(f"geometry XML: {refusal.message}") from refusal
     if root.tag != "RTKThreeDCircularGeometry":
         raise ProjectionError("geometry XML is not RTKThreeDCircularGeometry")
 
@@ -142,7 +156,10 @@ def parse_rtk_geometry(xml: bytes) -> dict[str, Any]:
                     raise ProjectionError(f"geometry XML lacks {name}")
                 found.append(default)
             else:
-                found.append(float(element.text))
+                try:
+                    found.append(float(element.text or ""))
+                except ValueError:
+                    raise ProjectionError(f"geometry XML: {name} is not a number") from None
         return found
 
     def constant(name: str, default: float | None) -> float:
@@ -164,24 +181,36 @@ def parse_rtk_geometry(xml: bytes) -> dict[str, Any]:
     }
 
 
+def with_rtk_geometry(
+    parameters: GeometryParameters, xml: bytes, *, max_bytes: int, max_depth: int
+) -> GeometryParameters:
+    """``parameters`` with the orbit RTK's geometry XML describes (it takes precedence)."""
+    described = parse_rtk_geometry(xml, max_bytes=max_bytes, max_depth=max_depth)
+    return parameters.model_copy(
+        update={
+            "source_to_isocenter_mm": described["source_to_isocenter"],
+            "source_to_detector_mm": described["source_to_detector"],
+            "angles_degrees": list(described["angles"]),
+            "detector_offset_mm": described["detector_offset"],
+        }
+    )
+
+
 def acquisition_geometry(
-    parameters: GeometryParameters, shape: tuple[int, int, int], rtk_xml: bytes | None
+    parameters: GeometryParameters, shape: tuple[int, int, int]
 ) -> CircularGeometry:
     """The orbit of ``shape`` = (projections, rows, columns); ProjectionError if unusable."""
     count, rows, columns = shape
-    if rtk_xml is not None:
-        described = parse_rtk_geometry(rtk_xml)
-    else:
-        if parameters.source_to_isocenter_mm is None or parameters.source_to_detector_mm is None:
-            raise ProjectionError(
-                "geometry needs source_to_isocenter_mm and source_to_detector_mm (or RTK XML)"
-            )
-        described = {
-            "source_to_isocenter": parameters.source_to_isocenter_mm,
-            "source_to_detector": parameters.source_to_detector_mm,
-            "angles": parameters.angles_for(count),
-            "detector_offset": parameters.detector_offset_mm,
-        }
+    if parameters.source_to_isocenter_mm is None or parameters.source_to_detector_mm is None:
+        raise ProjectionError(
+            "geometry needs source_to_isocenter_mm and source_to_detector_mm (or RTK XML)"
+        )
+    described = {
+        "source_to_isocenter": parameters.source_to_isocenter_mm,
+        "source_to_detector": parameters.source_to_detector_mm,
+        "angles": parameters.angles_for(count),
+        "detector_offset": parameters.detector_offset_mm,
+    }
     if len(described["angles"]) != count:
         raise ProjectionError(
             f"{count} projections but {len(described['angles'])} angles in the geometry"

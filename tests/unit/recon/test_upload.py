@@ -7,7 +7,13 @@ import pytest
 
 from hounsfield.recon import spool
 from hounsfield.recon.projections import ProjectionError
-from hounsfield.recon.upload import parse_rtk_geometry
+from hounsfield.recon.upload import parse_rtk_geometry as parse_with_limits
+
+LIMITS = {"max_bytes": 1 << 20, "max_depth": 32}
+
+
+def parse_rtk_geometry(document: bytes) -> dict:
+    return parse_with_limits(document, **LIMITS)
 
 
 def xml(globals_: str, projections: list[str]) -> bytes:
@@ -66,6 +72,25 @@ def test_constant_values_may_sit_globally_or_in_each_projection() -> None:
         ),
         (xml("", []), "no Projection"),
         (b"<Other/>", "not RTKThreeDCircularGeometry"),
+        (b"<nope", "geometry XML: malformed XML"),
+        (b"<a>" * 40 + b"</a>" * 40, "nested deeper than 32 levels"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><l>&b;</l>',
+            "DTD or entities is not accepted",
+        ),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            b"<r>&x;</r>",
+            "DTD or entities is not accepted",
+        ),
+        (
+            xml(
+                "<SourceToIsocenterDistance>far</SourceToIsocenterDistance>",
+                ["<GantryAngle>0</GantryAngle>"],
+            ),
+            "SourceToIsocenterDistance is not a number",
+        ),
     ],
 )
 def test_what_a_circular_orbit_cannot_be_is_refused(document: bytes, message: str) -> None:
@@ -75,9 +100,9 @@ def test_what_a_circular_orbit_cannot_be_is_refused(document: bytes, message: st
 
 def test_abandoned_spool_folders_are_pruned_and_nothing_else(tmp_path: Path) -> None:
     old, now = 1_000_000.0, 1_000_000.0 + spool.ABANDONED_AFTER_SECONDS + 1
-    abandoned = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}", None).directory
-    waiting = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}", None).directory
-    recent = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}", None).directory
+    abandoned = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}").directory
+    waiting = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}").directory
+    recent = spool.spool(tmp_path, [memoryview(b"tiff")], b"{}").directory
     cut_short = tmp_path / ".abc.partial"
     cut_short.mkdir()
     for folder in (abandoned, waiting, cut_short):

@@ -1,31 +1,33 @@
-"""One Orthanc of its own for the fuzz suite, and the checks every batch ends with.
+"""Orthanc servers of the fuzz suite's own, and the promises checked on them.
 
-The checks are what the product promises whatever a sender does: the server still
-answers (health 200 from the same process), no answer was a 5xx, and nothing was
-half-stored (the archive holds exactly the objects some road answered as stored).
+Whatever a sender does: the server answers every request (never a 5xx, never a dropped
+connection), stays the same process, its components stay healthy, and nothing is
+half-stored (the archive changes exactly as the answers say). Workers are off (0): jobs a
+fuzzed request queues by chance stay queued instead of spending the CI's two cores.
 """
 
 from __future__ import annotations
 
 import http.client
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.server import OrthancServer
 
+# Components a hostile request could break; "workers" and "queue" are off by design here.
+COMPONENTS = ("database", "storage", "events", "dicomweb")
+
 
 @dataclass
 class Target:
-    """The server under fuzz and what it has been sent and answered."""
+    """The server under fuzz."""
 
     server: OrthancServer
     pid: int
     token: str
-    statuses: list[tuple[int, str]] = field(default_factory=list)  # (status, what was sent)
-    accepted: set[str] = field(default_factory=set)  # SOP Instance UIDs answered as stored
 
     def send(
         self,
@@ -35,46 +37,70 @@ class Target:
         headers: dict[str, str] | None = None,
         *,
         signed_in: bool = True,
-    ) -> tuple[int, bytes]:
-        """One raw request (http.client sends path, headers and body as given)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=60)
+    ) -> tuple[int | None, bytes]:
+        """One raw request (http.client sends path, headers and body as given); it fails
+        at once on a 5xx or no answer, so Hypothesis shrinks the input that caused it.
+
+        The status is None when the server refused the request before reading its body
+        (the gate does that to large bodies it refuses): it closed the connection while
+        the body was still being sent, and the client never reads the answer."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=20)
         sent = dict(headers or {})
         if signed_in:
             sent.setdefault("Authorization", f"Bearer {self.token}")
+        what = f"{method} {path[:80]} ({len(body or b'')} bytes)"
         try:
-            connection.request(method, path, body=body, headers=sent)
+            try:
+                connection.request(method, path, body=body, headers=sent)
+            except (BrokenPipeError, ConnectionResetError):
+                assert self.server.process.poll() is None, f"Orthanc died on {what}"
+                return None, b""
             response = connection.getresponse()
             status, payload = response.status, response.read()
         except (http.client.HTTPException, ConnectionError) as error:
-            status, payload = 0, repr(error).encode()  # no answer at all
+            status, payload = 0, repr(error).encode()
         finally:
             connection.close()
-        self.statuses.append((status, f"{method} {path} {len(body or b'')} bytes"))
+        assert self.server.process.poll() is None, f"Orthanc died on {what}"
+        assert status != 0, f"no answer to {what}: {payload[:200]!r}"
+        assert status < 500, f"{status} for {what}: {payload[:300]!r}"
         return status, payload
 
+    def instance_count(self) -> int:
+        return self.server.get("/statistics").json()["CountInstances"]
+
     def assert_unharmed(self) -> None:
-        """The promises, checked after a batch of hostile inputs."""
         assert self.server.process.poll() is None, self.server.log_tail()
         assert self.server.process.pid == self.pid
-        health = self.server.get("/api/health")
-        assert health.status_code == 200, health.text
-        failures = [
-            (status, sent) for status, sent in self.statuses if status >= 500 or status == 0
-        ]
-        assert failures == [], failures[:5]
-        instances = self.server.get("/instances", params={"expand": ""}).json()
-        held = {instance["MainDicomTags"]["SOPInstanceUID"] for instance in instances}
-        assert held == self.accepted, f"half-stored: {held ^ self.accepted}"
+        components = self.server.get("/api/health").json()["components"]
+        broken = {name: components[name] for name in COMPONENTS if not components[name]["healthy"]}
+        assert broken == {}
 
 
-@pytest.fixture(scope="session")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    server = OrthancServer(
-        Path(tmp_path_factory.mktemp("orthanc-fuzz")),
-        hounsfield__extensions=["tests.support.extension", "hounsfield.recon"],
-        hounsfield__workers=1,
-    )
+def _target(folder: Path, **settings: object) -> Iterator[Target]:
+    server = OrthancServer(folder, hounsfield__workers=0, **settings)
     server.start()
     token = server.http.headers["Authorization"].removeprefix("Bearer ")
+    assert server.post(
+        "/api/users",
+        json={"username": "fuzz-target", "password": "Hostile-Input-2468", "role": "referrer"},
+    ).ok
     yield Target(server, server.process.pid, token)
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """A server with the reconstruction extension: every route we serve."""
+    yield from _target(
+        Path(tmp_path_factory.mktemp("orthanc-fuzz")),
+        hounsfield__extensions=["hounsfield.recon"],
+    )
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """A server without extensions: nothing but the fuzz stores anything in it."""
+    yield from _target(
+        Path(tmp_path_factory.mktemp("orthanc-fuzz-archive")), hounsfield__extensions=[]
+    )

@@ -31,6 +31,7 @@ DICOM = "application/dicom"
 # FailureReason values (PS3.4 C-STORE statuses, as PS3.18 uses them)
 CANNOT_UNDERSTAND = 0xC000  # corrupt, or not DICOM Orthanc can read
 PROCESSING_FAILURE = 0x0110  # sound, but of another study than the request names
+MAX_WARNINGS = 10
 
 
 def store_parts(request: Request, root: str, study_uid: str | None) -> Response:
@@ -82,8 +83,17 @@ def store_parts(request: Request, root: str, study_uid: str | None) -> Response:
         response = Response.json(answer, status=status)
         response.content_type = JSON_TYPE
     if warnings:
-        response.headers["Warning"] = ", ".join(f'299 hounsfield "{_quoted(w)}"' for w in warnings)
+        response.headers["Warning"] = _warning(warnings)
     return response
+
+
+def _warning(reasons: list[str]) -> str:
+    """One Warning header (RFC 7234) naming why parts failed: the first few, then a count,
+    so that a request of thousands of bad parts does not make a header clients refuse."""
+    shown = [f'299 hounsfield "{_quoted(reason)[:300]}"' for reason in reasons[:MAX_WARNINGS]]
+    if len(reasons) > MAX_WARNINGS:
+        shown.append(f'299 hounsfield "and {len(reasons) - MAX_WARNINGS} more failures"')
+    return ", ".join(shown)
 
 
 def _check_media_type(content_type: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hounsfield.audit.trail import AuditEntry, AuditTrail
-from hounsfield.intake.admission import Examination, Refusal, examine
+from hounsfield.intake.admission import UIDS, Examination, Refusal, examine
 from hounsfield.orthanc_api import OrthancApi
 
 log = logging.getLogger(__name__)
@@ -88,4 +88,10 @@ class Intake:
         examination = self._examine(dicom, sender, road, study_uid)
         if examination.refusal is not None:
             raise Refused(examination.refusal)
-        return Stored(self._orthanc.store(dicom), examination.uids)
+        answer = self._orthanc.store(dicom)
+        uids = dict(examination.uids)
+        if any(name not in uids for name in UIDS) and answer.get("ID"):
+            # The walk stopped before them (Orthanc read further): Orthanc knows them.
+            tags = self._orthanc.get_json(f"/instances/{answer['ID']}/simplified-tags")
+            uids.update({name: tags[name] for name in UIDS if tags.get(name)})
+        return Stored(answer, uids)

@@ -150,7 +150,7 @@ def _walk(
             limit = min(end, size)
             continue
         if position + 8 > size:
-            where = f"a {kind}" if position == size else f"an element header at byte {position}"
+            where = f"its {kind}" if position == size else f"an element header at byte {position}"
             raise CorruptObject(f"the object ends inside {where}")
         if inner_implicit:
             group, element, length = implicit_header.unpack_from(data, position)

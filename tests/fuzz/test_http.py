@@ -1,0 +1,142 @@
+"""Every route that takes a body, every header the gate reads, every multipart upload:
+hostile inputs, then the server must still be whole (conftest's ``assert_unharmed``)."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hounsfield.app import ROUTES
+from hounsfield.recon.extension import routes as recon_routes
+from tests.fuzz.conftest import Target
+from tests.fuzz.strategies import (
+    content_types,
+    json_bodies,
+    multipart_bodies,
+    query_strings,
+    tokens,
+)
+
+SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# Logging out would end the fuzzing session itself; it reads no body.
+NOT_FUZZED = {("POST", "/api/auth/logout")}
+PARAMETER_VALUES = {"int": "1", "str": "fuzz-target", "path": "x"}
+
+
+def routes_with_bodies() -> list[tuple[str, str]]:
+    """(method, path) of every route, ours and our extensions', that accepts a body."""
+    found = []
+    for table in [*ROUTES, recon_routes]:
+        for route in table.routes:
+            if route.method in ("POST", "PUT") and (route.method, route.template) not in NOT_FUZZED:
+                path = re.sub(
+                    r"\{\w+(?::(\w+))?\}",
+                    lambda m: PARAMETER_VALUES[m.group(1) or "str"],
+                    route.template,
+                )
+                found.append((route.method, path))
+    return sorted(set(found))
+
+
+ROUTES_WITH_BODIES = routes_with_bodies()
+
+
+def test_the_routes_with_bodies_are_all_found() -> None:
+    assert ("POST", "/api/auth/login") in ROUTES_WITH_BODIES
+    assert ("POST", "/instances") in ROUTES_WITH_BODIES
+    assert ("POST", "/api/acquisitions") in ROUTES_WITH_BODIES
+    assert ("PUT", "/api/users/fuzz-target") in ROUTES_WITH_BODIES
+
+
+@SETTINGS
+@given(
+    route=st.sampled_from(ROUTES_WITH_BODIES),
+    body=json_bodies,
+    content_type=content_types,
+    query=query_strings,
+    signed_in=st.booleans(),
+)
+def test_hostile_bodies(
+    target: Target,
+    route: tuple[str, str],
+    body: bytes,
+    content_type: str,
+    query: str,
+    signed_in: bool,
+) -> None:
+    method, path = route
+    target.send(
+        method,
+        f"{path}?{query}" if query else path,
+        body,
+        {"Content-Type": content_type},
+        signed_in=signed_in,
+    )
+
+
+@SETTINGS
+@given(
+    path=st.sampled_from(
+        [
+            "/api/auth/me",
+            "/api/jobs",
+            "/system",
+            "/dicom-web/studies",
+            "/ohif/",
+            "/recon",
+            "/instances",
+        ]
+    ),
+    token=tokens(),
+    where=st.sampled_from(["bearer", "cookie", "scheme"]),
+    # Framing headers (Content-Length, Transfer-Encoding) are left to the explicit cases in
+    # tests/integration/test_hostile_input.py: a length that lies makes the server wait for
+    # bytes that never come, which is HTTP, not a parser of ours.
+    extra=st.dictionaries(
+        st.sampled_from(
+            [
+                "X-CSRF-Token",
+                "X-HTTP-Method-Override",
+                "Host",
+                "Forwarded",
+                "Accept",
+                "Cookie",
+                "X-Forwarded-For",
+            ]
+        ),
+        st.text(alphabet='abc0123456789=;,*/ -_"\\', max_size=100),
+        max_size=3,
+    ),
+    post=st.booleans(),
+)
+def test_hostile_headers(
+    target: Target, path: str, token: str, where: str, extra: dict, post: bool
+) -> None:
+    if where == "bearer":
+        headers = {"Authorization": f"Bearer {token}"}
+    elif where == "cookie":
+        headers = {"Cookie": f"hf_access={token}; hf_csrf={token[:50]}"}
+    else:
+        headers = {"Authorization": token}
+    headers.update(extra)
+    target.send("POST" if post else "GET", path, b"{}" if post else None, headers, signed_in=False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.sampled_from(["/api/acquisitions", "/dicom-web/studies", "/dicom-web/studies/1.2.3"]),
+    body=multipart_bodies(),
+    media=st.sampled_from(["multipart/mixed", 'multipart/related; type="application/dicom"']),
+)
+def test_hostile_multipart_uploads(target: Target, path: str, body: bytes, media: str) -> None:
+    target.send("POST", path, body, {"Content-Type": f"{media}; boundary=fuzzb"})
+
+
+def test_the_server_is_whole_after_the_http_fuzz(target: Target) -> None:
+    target.assert_unharmed()

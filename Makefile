@@ -9,7 +9,7 @@ VENV := .venv
 # npm only fetches the viewer; a machine with Node.js from elsewhere already has it.
 DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv \
 	orthanc-dev gcc libc6-dev $(if $(shell command -v npm),,npm)
-TEST_DEBIAN_PACKAGES := chromium dicom3tools
+TEST_DEBIAN_PACKAGES := chromium dicom3tools systemd
 # The viewer: OHIF's published build from npm, rebased to /ohif/ (see ohif/install.py).
 OHIF_VERSION := 3.13.2
 VIEWER := ohif/dist/.installed-$(OHIF_VERSION)
@@ -17,7 +17,7 @@ VIEWER := ohif/dist/.installed-$(OHIF_VERSION)
 ROUTE_CLAIMS := build/libHounsfieldRouteClaims.so
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint install system-packages test-system-packages
+.PHONY: run test lint install service system-packages test-system-packages
 
 run: install
 	PYTHONPATH=plugin exec $(VENV)/bin/python -m hounsfield.launcher orthanc.json
@@ -25,6 +25,13 @@ run: install
 test: install test-system-packages $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# Run under systemd, restarted when it dies (systemd/hounsfield.service).
+service: install
+	sed "s|@REPOSITORY@|$(CURDIR)|g" systemd/hounsfield.service \
+	  | $(SUDO) tee /etc/systemd/system/hounsfield.service >/dev/null
+	$(SUDO) systemctl daemon-reload
+	$(SUDO) systemctl enable --now hounsfield
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
@@ -35,7 +42,7 @@ system-packages:
 	@$(call apt-install,$(DEBIAN_PACKAGES))
 
 # Pages are tested in Debian's Chromium (driven by Playwright; no browser download);
-# CT series are validated with dciodvfy (dicom3tools).
+# CT series are validated with dciodvfy (dicom3tools); the systemd unit with systemd-analyze.
 test-system-packages:
 	@$(call apt-install,$(TEST_DEBIAN_PACKAGES))
 

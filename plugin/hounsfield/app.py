@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hounsfield import health, orthanc_http
+from hounsfield import health, orthanc_http, runs
 from hounsfield.audit import routes as audit_routes
 from hounsfield.audit import trail as audit_trail
 from hounsfield.audit.access import AccessRecorder
@@ -57,6 +57,7 @@ MetricsSink = Callable[[str, float], None]
 PLUGIN_DIRECTORY = Path(__file__).resolve().parent.parent
 
 MIGRATIONS: list[Migration] = [
+    *runs.MIGRATIONS,
     *job_queue.MIGRATIONS,
     *event_dispatcher.MIGRATIONS,
     *stability.MIGRATIONS,
@@ -106,6 +107,7 @@ class Application:
         )
         self.events = EventDispatcher(self.db, self.registry, self._event_context)
         self.stability = StabilityTracker(self.db)
+        self.runs = runs.RunLog(self.db, settings.plugin.node_name)
         self._build_auth(settings)
         self.router = Router([*ROUTES, *self.registry.route_tables])
         # As many as Orthanc's HTTP threads, so that no request waits for another's route.
@@ -117,6 +119,14 @@ class Application:
         if self._started:
             return
         self._started = True
+        run = self.runs.begin()
+        summary = self.runs.summary()
+        if summary.unclean_stops:
+            log.warning(
+                "run %s of Orthanc on this node; %s earlier run(s) ended without a clean stop",
+                run,
+                summary.unclean_stops,
+            )
         self.pool.start()
         self.events.start()
         leftovers = self.stability.pending()
@@ -141,6 +151,7 @@ class Application:
             self._settle_timer.cancel()
         self.events.stop()
         self.pool.stop()
+        self.runs.end()
         log.info("Hounsfield stopped")
 
     def _build_auth(self, settings: Settings) -> None:
@@ -276,6 +287,9 @@ class Application:
         self._metrics("hounsfield_workers_alive", sum(w["alive"] for w in workers))
         self._metrics("hounsfield_worker_restarts", sum(w["restarts"] for w in workers))
         self._metrics("hounsfield_events_pending", self.events.pending())
+        summary = self.runs.summary()
+        self._metrics("hounsfield_orthanc_starts", summary.starts)
+        self._metrics("hounsfield_orthanc_unclean_stops", summary.unclean_stops)
 
     def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
         return EventContext(record, handler_name, self.orthanc, self.submit, self.db)

@@ -73,6 +73,12 @@ def check_events(app: Application) -> dict[str, Any]:
     }
 
 
+def check_orthanc(app: Application) -> dict[str, Any]:
+    """Starts of Orthanc on this node, and how many runs ended without a clean stop (a
+    crash a supervisor restarted): informative, never unhealthy by itself."""
+    return {"healthy": True, **app.runs.summary().to_json()}
+
+
 def check_dicomweb(app: Application) -> dict[str, Any]:
     """STOW-RS is honest only when the route-claims plugin handed it to us (orthanc.json)."""
     claimed = dicomweb.route_claims_loaded()
@@ -91,6 +97,7 @@ def check_dicomweb(app: Application) -> dict[str, Any]:
 
 
 CHECKS: dict[str, Check] = {
+    "orthanc": check_orthanc,
     "database": check_database,
     "storage": check_storage,
     "workers": check_workers,

@@ -11,7 +11,15 @@ def test_health_lists_every_component(orthanc: OrthancServer) -> None:
     report = response.json()
     assert report["status"] == "ok"
     components = report["components"]
-    assert set(components) == {"database", "storage", "workers", "queue", "events", "dicomweb"}
+    assert set(components) == {
+        "orthanc",
+        "database",
+        "storage",
+        "workers",
+        "queue",
+        "events",
+        "dicomweb",
+    }
     assert all(component["healthy"] for component in components.values())
     assert components["workers"]["configured"] == 2
     assert components["workers"]["alive"] == 2

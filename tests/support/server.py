@@ -73,15 +73,26 @@ class OrthancServer:
 
     def start(self, timeout: float = 60.0, ready_path: str = "/api/health") -> OrthancServer:
         """Start and wait until ``ready_path`` answers (``/system`` for Orthanc without us)."""
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(PYTHON), "-m", "hounsfield.launcher", str(REPOSITORY / "orthanc.json")],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPOSITORY,
+        return self.attach(
+            self.launch(
+                [str(PYTHON), "-m", "hounsfield.launcher", str(REPOSITORY / "orthanc.json")]
+            ),
+            timeout,
+            ready_path,
         )
-        log.close()
+
+    def launch(self, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Run ``command`` (Orthanc, or what execs it) with this server's settings and log."""
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(
+                command, env=env or self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY
+            )
+
+    def attach(
+        self, process: subprocess.Popen, timeout: float = 60.0, ready_path: str = "/api/health"
+    ) -> OrthancServer:
+        """Follow ``process`` as this server: wait until it answers, then sign in."""
+        self.process = process
         wait_for(lambda: self._answers(ready_path), timeout, f"Orthanc on port {self.http_port}")
         password = self.env.get("HOUNSFIELD_ADMIN_PASSWORD")
         if ready_path == "/api/health" and password and "Authorization" not in self.http.headers:

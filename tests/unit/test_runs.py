@@ -1,0 +1,30 @@
+"""Runs of Orthanc: a clean stop closes one; a run left open counts as an unclean stop."""
+
+from __future__ import annotations
+
+from hounsfield.db import Database
+from hounsfield.runs import RunLog
+
+
+def test_only_runs_left_open_count_as_unclean_stops(database: Database) -> None:
+    first = RunLog(database, "node-a")
+    first.begin()
+    first.end()  # Ctrl-C, SIGTERM
+    crashed = RunLog(database, "node-a")
+    crashed.begin()  # ...then SIGSEGV: never ended
+    restarted = RunLog(database, "node-a")
+    restarted.begin()
+    summary = restarted.summary()
+    assert (summary.starts, summary.unclean_stops) == (3, 1)
+    assert summary.started_at is not None and summary.last_unclean_stop is not None
+    restarted.end()
+    again = RunLog(database, "node-a")
+    again.begin()
+    assert again.summary().unclean_stops == 1  # a clean stop adds nothing
+
+
+def test_each_node_counts_its_own_runs(database: Database) -> None:
+    RunLog(database, "node-a").begin()
+    other = RunLog(database, "node-b")
+    other.begin()
+    assert (other.summary().starts, other.summary().unclean_stops) == (1, 0)

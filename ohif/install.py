@@ -49,19 +49,6 @@ def rebase(dist: Path) -> None:
     _rewrite(bundle, "'/dicom-microscopy-viewer/", f"'{BASE}dicom-microscopy-viewer/")
 
 
-def ask_for_study_descriptions(dist: Path) -> None:
-    """The study list's search asks for StudyDescription alone.
-
-    OHIF asks for four fields as one comma-separated ``includefield``; Orthanc's DICOMweb
-    1.7 reads only repeated ``includefield`` parameters and ignores the list, so the list
-    showed "No Description". The three others come by default (or mean nothing at the
-    study level: Modality).
-    """
-    marker = "includefield: commaSeparatedFields // serverSupportsQIDOIncludeField"
-    (search,) = [p for p in dist.glob("*.js") if marker in p.read_text(encoding="utf-8")]
-    _rewrite(search, marker, "includefield: '00081030' // serverSupportsQIDOIncludeField")
-
-
 def _plain_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
     """Files and folders under package/ only (Debian's Python 3.11.2 has no extract filter)."""
     members = archive.getmembers()
@@ -89,7 +76,6 @@ def install(tarball: Path, target: Path) -> None:
         for source_map in dist.rglob("*.map"):
             source_map.unlink()
         rebase(dist)
-        ask_for_study_descriptions(dist)
         keep_signed_in(dist)
         shutil.copyfile(HERE / "app-config.js", dist / "app-config.js")
         shutil.rmtree(target, ignore_errors=True)

@@ -59,6 +59,7 @@ CASES = [
     ),
     case("POST", "/api/reconstructions", {"admin", "technician"}, body='{"series": "none"}'),
     case("GET", "/api/reconstructions/999999", STAFF),
+    case("GET", "/api/projections", STAFF),
     # Orthanc's REST API: lists and searches
     case("GET", "/system", STAFF),
     case("GET", "/patients", STAFF),
@@ -88,6 +89,10 @@ CASES = [
     case("GET", "/dicom-web/studies/{linked_uid}/metadata", SIGNED_IN),
     case("GET", "/dicom-web/studies/{linked_uid}/series", SIGNED_IN),
     case("GET", "/dicom-web/studies/{other_uid}/metadata", STAFF),
+    case("GET", "/dicom-web/studies/{linked_uid}", SIGNED_IN),  # WADO-RS: the study's files
+    case("GET", "/dicom-web/studies/{other_uid}", STAFF),
+    case("POST", "/dicom-web/studies", {"admin", "technician"}, body="--x--"),  # STOW-RS
+    case("POST", "/dicom-web/studies/{linked_uid}", {"admin", "technician"}, body="--x--"),
     case(
         "GET",
         "/wado?requestType=WADO&studyUID={linked_uid}&seriesUID={linked_series_uid}"

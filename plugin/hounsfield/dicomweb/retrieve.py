@@ -3,11 +3,15 @@
 Every instance of the study as ``application/dicom`` parts of one multipart/related answer,
 sent one file at a time. As in Orthanc's DICOMweb plugin: in Explicit VR Little Endian
 unless the Accept header names another transfer syntax, or ``transfer-syntax=*`` for the
-files as stored.
+files as stored. Orthanc 1.10 cannot transcode every compression (JPEG 2000 needs a codec
+plugin): asked for nothing in particular, such a file is sent as stored (its file meta says
+how); asked for a syntax it cannot produce for the first file, the answer is 406 before
+anything is sent (DICOMweb 1.7 cut the answer short instead).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from hounsfield.orthanc_api import OrthancApi, OrthancError
@@ -39,20 +43,30 @@ def _wanted_syntax(accept: str) -> str | None:
 
 
 def retrieve_study(request: Request, study_uid: str) -> Response:
-    syntax = _wanted_syntax(request.headers.get("accept", ""))
+    accept = request.headers.get("accept", "")
+    syntax = _wanted_syntax(accept)
+    insisted = syntax is not None and "transfer-syntax" in accept.lower()
     orthanc = request.app.orthanc
     study = orthanc.find_study(study_uid)
     if study is None:
         raise HttpError(404, f"no study {study_uid}")
     instances = [item["ID"] for item in orthanc.get_json(f"/studies/{study}/instances")]
-    return Response(200, content_type="application/dicom", parts=_files(orthanc, instances, syntax))
+    files = _files(orthanc, instances, syntax, insisted)
+    try:  # the first file now, while the status can still say no
+        first = next(files, None)
+    except OrthancError as error:
+        raise HttpError(406, f"the study cannot be sent in {syntax}: {error}") from error
+    parts = files if first is None else itertools.chain([first], files)
+    return Response(200, content_type="application/dicom", parts=parts)
 
 
-def _files(orthanc: OrthancApi, instances: list[str], syntax: str | None) -> Iterator[bytes]:
+def _files(
+    orthanc: OrthancApi, instances: list[str], syntax: str | None, insisted: bool
+) -> Iterator[bytes]:
     for instance in instances:
         try:
             yield orthanc.dicom_file(instance, syntax)
-        except OrthancError as error:
-            raise RuntimeError(
-                f"instance {instance} cannot be sent in {syntax}: {error}"
-            ) from error
+        except OrthancError:
+            if insisted:
+                raise
+            yield orthanc.dicom_file(instance)  # as stored: its file meta says how

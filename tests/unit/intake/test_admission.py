@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import struct
-import threading
 import time
 
 import pydicom
@@ -22,6 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 
 from hounsfield.intake.admission import judge
 from hounsfield.intake.structure import summarize
+from tests.support.stack import outcome_on_small_stack
 
 DEPTH = 32
 VALID = [  # pydicom ships these: many modalities, syntaxes and structures
@@ -125,16 +125,8 @@ def test_a_hundred_thousand_levels_cost_a_loop_on_a_small_stack() -> None:
     level = struct.pack("<HH2s2xI", 0x0008, 0x1140, b"SQ", 0xFFFFFFFF)
     level += struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
     data = whole[:meta_end] + level * 100_000
-    verdicts: list[object] = []
-    previous = threading.stack_size(100 * 1024)  # as small as Orthanc's HTTP threads
-    try:
-        started = time.monotonic()
-        thread = threading.Thread(target=lambda: verdicts.append(judge(data, max_depth=DEPTH)))
-        thread.start()
-        thread.join()
-    finally:
-        threading.stack_size(previous)
-    (refusal,) = verdicts
+    started = time.monotonic()
+    refusal = outcome_on_small_stack(lambda: judge(data, max_depth=DEPTH))
     assert refusal is not None and refusal.limit == "Limits.DicomDepth"
     assert time.monotonic() - started < 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from hypothesis import given
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from hounsfield.untrusted import InputRefused
 from hounsfield.untrusted.jsontext import nesting_depth, parse_json
+from tests.support.stack import outcome_on_small_stack
 
 # Strings full of what a naive bracket counter gets wrong: brackets, quotes, backslashes.
 tricky_text = st.text(alphabet='[]{}"\\ aé', max_size=8)
@@ -39,24 +39,9 @@ def test_depth_matches_the_parsed_structure(value: object, ascii_only: bool) -> 
 
 def test_a_deep_body_is_refused_on_a_thread_as_small_as_orthancs() -> None:
     """The crash this guards against: 100 KiB of C stack, as on Orthanc's HTTP threads."""
-    outcome: list[BaseException | None] = []
-
-    def parse() -> None:
-        try:
-            parse_json(b"[" * 100_000 + b"]" * 100_000, max_bytes=1 << 20, max_depth=32)
-        except BaseException as error:  # reported to the test thread
-            outcome.append(error)
-        else:
-            outcome.append(None)
-
-    previous = threading.stack_size(100 * 1024)
-    try:
-        thread = threading.Thread(target=parse)
-        thread.start()
-        thread.join()
-    finally:
-        threading.stack_size(previous)
-    (error,) = outcome
+    error = outcome_on_small_stack(
+        lambda: parse_json(b"[" * 100_000 + b"]" * 100_000, max_bytes=1 << 20, max_depth=32)
+    )
     assert isinstance(error, InputRefused) and error.limit == "Limits.JsonDepth"
 
 

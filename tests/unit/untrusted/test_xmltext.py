@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from hounsfield.untrusted import InputRefused
 from hounsfield.untrusted.xmltext import parse_xml
+from tests.support.stack import outcome_on_small_stack
 
 LIMITS = {"max_bytes": 1 << 22, "max_depth": 32}
 
 
 def test_a_deep_document_is_refused_on_a_stack_as_small_as_orthancs() -> None:
     document = b"<a>" * 300_000 + b"</a>" * 300_000
-    outcome: list[BaseException | None] = []
-
-    def parse() -> None:
-        try:
-            parse_xml(document, **LIMITS)
-            outcome.append(None)
-        except BaseException as error:  # reported to the test thread
-            outcome.append(error)
-
-    previous = threading.stack_size(100 * 1024)
-    try:
-        started = time.monotonic()
-        thread = threading.Thread(target=parse)
-        thread.start()
-        thread.join()
-    finally:
-        threading.stack_size(previous)
-    (error,) = outcome
+    started = time.monotonic()
+    error = outcome_on_small_stack(lambda: parse_xml(document, **LIMITS))
     assert isinstance(error, InputRefused) and error.limit == "Limits.XmlDepth"
     assert time.monotonic() - started < 2
 

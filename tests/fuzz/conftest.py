@@ -42,21 +42,23 @@ class Target:
         at once on a 5xx or no answer, so Hypothesis shrinks the input that caused it.
 
         The status is None when the server refused the request before reading its body
-        (the gate does that to large bodies it refuses): it closed the connection while
-        the body was still being sent, and the client never reads the answer."""
+        (the gate does that to large bodies it refuses): it answered and closed the
+        connection while the body was still on its way, and the client saw the connection
+        reset instead of the answer."""
         connection = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=20)
         sent = dict(headers or {})
         if signed_in:
             sent.setdefault("Authorization", f"Bearer {self.token}")
         what = f"{method} {path[:80]} ({len(body or b'')} bytes)"
         try:
-            try:
-                connection.request(method, path, body=body, headers=sent)
-            except (BrokenPipeError, ConnectionResetError):
-                assert self.server.process.poll() is None, f"Orthanc died on {what}"
-                return None, b""
+            connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
             status, payload = response.status, response.read()
+        except (BrokenPipeError, ConnectionResetError) as error:
+            assert self.server.process.poll() is None, f"Orthanc died on {what}"
+            if not body:
+                raise AssertionError(f"connection dropped on {what}") from error
+            return None, b""
         except (http.client.HTTPException, ConnectionError) as error:
             status, payload = 0, repr(error).encode()
         finally:

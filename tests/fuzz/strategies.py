@@ -129,7 +129,9 @@ def multipart_bodies(boundary: str = "fuzzb") -> st.SearchStrategy[Blob]:
 def _multipart_bodies(draw: st.DrawFn, boundary: str) -> bytes:
     """A multipart body gone wrong: part counts, header blocks, cuts, nesting."""
     delimiter = f"--{boundary}".encode()
-    kind = draw(st.sampled_from(["many", "long-header", "cut", "no-end", "nested", "random"]))
+    kind = draw(
+        st.sampled_from(["many", "long-header", "cut", "no-end", "nested", "xml", "random"])
+    )
     if kind == "many":
         part = delimiter + b'\r\nContent-Disposition: form-data; name="p"\r\n\r\nx\r\n'
         return part * draw(st.integers(9_000, 12_000)) + delimiter + b"--\r\n"
@@ -139,10 +141,20 @@ def _multipart_bodies(draw: st.DrawFn, boundary: str) -> bytes:
     if kind == "nested":
         inner = b"Content-Type: multipart/mixed; boundary=" + boundary.encode()
         return (delimiter + b"\r\n" + inner + b"\r\n\r\n") * draw(st.integers(2, 5000))
-    body = (
+    xml = (
         delimiter
+        + b'\r\nContent-Disposition: form-data; name="rtk_geometry"\r\n\r\n'
+        + draw(hostile_xml)
+        + b"\r\n"
+        if kind == "xml"
+        else b""
+    )
+    body = (
+        xml
+        + delimiter
         + b'\r\nContent-Disposition: form-data; name="geometry"\r\n\r\n'
-        + draw(json_bodies)[:50_000]
+        + (b'{"pixel_spacing_mm": [1, 1], "i0": 1000, "patient_id": "X"}' if xml else b"")
+        + (b"" if xml else draw(json_bodies)[:50_000])
         + b"\r\n"
         + delimiter
         + b'\r\nContent-Disposition: form-data; name="projections"\r\n\r\n'
@@ -156,6 +168,19 @@ def _multipart_bodies(draw: st.DrawFn, boundary: str) -> bytes:
     if kind == "no-end":
         return body.replace(delimiter + b"--", b"")
     return draw(st.binary(max_size=5000))
+
+
+hostile_xml = st.one_of(
+    st.integers(30, 300_000).map(lambda depth: b"<a>" * depth + b"</a>" * depth),
+    st.just(
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        b"<RTKThreeDCircularGeometry>&c;</RTKThreeDCircularGeometry>"
+    ),
+    st.just(b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'),
+    st.integers(1 << 20, (1 << 20) + 100).map(lambda size: b"<a>" + b"x" * size + b"</a>"),
+    st.binary(max_size=500),
+)
 
 
 def sequence_levels(depth: int) -> bytes:

@@ -66,9 +66,15 @@ class CircularGeometry:
         return self.source_to_detector / self.source_to_isocenter
 
     def field_of_view_radius(self) -> float:
-        """Radius (mm) of the cylinder every projection sees, at the isocentre."""
+        """Radius (mm) of the cylinder the orbit sees whole, at the isocentre.
+
+        A detector displaced sideways on a full turn sees each half of a wider field from
+        one side or the other (what the displacement is for, and what RTK's displaced-
+        detector weighting reconstructs); on a short scan it only narrows the field.
+        """
         columns, _ = self.detector_size
-        half_width = columns * self.pixel_spacing[0] / 2 - abs(self.detector_offset[0])
+        half_width, offset = columns * self.pixel_spacing[0] / 2, abs(self.detector_offset[0])
+        half_width += -offset if self.short_scan else offset
         return self.source_to_isocenter * math.sin(math.atan(half_width / self.source_to_detector))
 
     def default_volume(self, voxels_across: int | None = None) -> VolumeGrid:

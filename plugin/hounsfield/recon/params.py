@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hounsfield.recon.geometry import CircularGeometry
+from hounsfield.recon.projections import rtk_gantry_angle
 
 # Linear attenuation of water at the ~70 keV effective energy of a CBCT beam (per mm).
 WATER_ATTENUATION_PER_MM = 0.0195
@@ -37,12 +38,14 @@ class SimulationRequest(BaseModel):
     phantom_radius_mm: float | None = Field(None, gt=0.0, le=1000.0)
 
     def geometry(self) -> CircularGeometry:
-        """The orbit asked for; GeometryError if it could not be a real one."""
+        """The orbit asked for (angles as a C-arm gives them: PositionerPrimaryAngle);
+        GeometryError if it could not be a real one."""
         step = self.arc_degrees / self.projections
+        angles = (self.first_angle_degrees + step * k for k in range(self.projections))
         return CircularGeometry(
             self.source_to_isocenter_mm,
             self.source_to_detector_mm,
-            tuple(self.first_angle_degrees + step * k for k in range(self.projections)),
+            tuple(rtk_gantry_angle(angle) for angle in angles),
             (self.pixel_spacing_mm, self.pixel_spacing_mm),
             (self.detector_columns, self.detector_rows),
         )

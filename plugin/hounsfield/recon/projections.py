@@ -72,6 +72,19 @@ def coarsen(
     return binned, coarse
 
 
+def rtk_gantry_angle(primary_angle: float) -> float:
+    """RTK's gantry angle for a DICOM PositionerPrimaryAngle, and back (its own inverse).
+
+    DICOM's primary angle grows from RAO to LAO (the detector moving toward the patient's
+    left); RTK's gantry angle turns the other way about the same axis, in the patient
+    coordinates the CT series is written in (``ct_series``: X = x, Y = z, Z = -y). Found
+    with an independent forward projector (tests/support/scanner.py): read as they were,
+    inserts off the midline came out mirrored front to back; negated, they land within a
+    voxel of where they are, on full, short-scan and displaced-detector orbits.
+    """
+    return -primary_angle
+
+
 def read_acquisition(ds: Dataset) -> Acquisition:
     """Geometry and counts of a multi-frame projection object; ProjectionError if unusable."""
     geometry, i0 = geometry_of(ProjectionHeader.from_dataset(ds))
@@ -185,7 +198,7 @@ def geometry_of(header: ProjectionHeader) -> tuple[CircularGeometry, float]:
         geometry = CircularGeometry(
             source_to_isocenter=header.source_to_isocenter,
             source_to_detector=header.source_to_detector,
-            angles=tuple(float(header.first_angle + offset) for offset in offsets),
+            angles=tuple(rtk_gantry_angle(float(header.first_angle + o)) for o in offsets),
             pixel_spacing=(column_spacing, row_spacing),
             detector_size=(header.columns, header.rows),
             detector_offset=header.detector_offset,
@@ -262,9 +275,12 @@ def build_projection_dataset(
     ds.DistanceSourceToPatient = f"{geometry.source_to_isocenter:.6g}"
     ds.ImagerPixelSpacing = [f"{geometry.pixel_spacing[1]:.6g}", f"{geometry.pixel_spacing[0]:.6g}"]
     ds.PositionerMotion = "DYNAMIC"
-    ds.PositionerPrimaryAngle = f"{geometry.angles[0]:.6g}"
+    first = rtk_gantry_angle(geometry.angles[0])
+    ds.PositionerPrimaryAngle = f"{first:.6g}"
     ds.PositionerSecondaryAngle = "0"
-    ds.PositionerPrimaryAngleIncrement = [f"{a - geometry.angles[0]:.6g}" for a in geometry.angles]
+    ds.PositionerPrimaryAngleIncrement = [
+        f"{rtk_gantry_angle(angle) - first:.6g}" for angle in geometry.angles
+    ]
     ds.PositionerSecondaryAngleIncrement = ["0"] * frames
     ds.NumberOfFrames = frames
     ds.FrameTime = "10"

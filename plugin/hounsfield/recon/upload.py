@@ -19,7 +19,7 @@ import tifffile
 from pydantic import BaseModel, ConfigDict, Field
 
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
-from hounsfield.recon.projections import ProjectionError
+from hounsfield.recon.projections import ProjectionError, rtk_gantry_angle
 from hounsfield.untrusted import InputRefused
 from hounsfield.untrusted.xmltext import parse_xml
 
@@ -27,7 +27,8 @@ TILT_ELEMENTS = ("OutOfPlaneAngle", "InPlaneAngle", "SourceOffsetX", "SourceOffs
 
 
 class GeometryParameters(BaseModel):
-    """Plain parameters of a circular orbit (``angles`` or ``first_angle``+``arc``)."""
+    """Plain parameters of a circular orbit (``angles`` or ``first_angle``+``arc``), the
+    angles as a C-arm gives them (DICOM's PositionerPrimaryAngle: LAO positive)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -190,7 +191,7 @@ def with_rtk_geometry(
         update={
             "source_to_isocenter_mm": described["source_to_isocenter"],
             "source_to_detector_mm": described["source_to_detector"],
-            "angles_degrees": list(described["angles"]),
+            "angles_degrees": [rtk_gantry_angle(angle) for angle in described["angles"]],
             "detector_offset_mm": described["detector_offset"],
         }
     )
@@ -208,7 +209,7 @@ def acquisition_geometry(
     described = {
         "source_to_isocenter": parameters.source_to_isocenter_mm,
         "source_to_detector": parameters.source_to_detector_mm,
-        "angles": parameters.angles_for(count),
+        "angles": tuple(rtk_gantry_angle(angle) for angle in parameters.angles_for(count)),
         "detector_offset": parameters.detector_offset_mm,
     }
     if len(described["angles"]) != count:

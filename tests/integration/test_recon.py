@@ -60,7 +60,8 @@ def test_a_simulated_acquisition_becomes_a_ct_series(
 def test_projections_sent_with_storescu_are_reconstructed(
     orthanc: OrthancServer, tmp_path: Path
 ) -> None:
-    engine = pytest.importorskip("hounsfield.recon.engine")
+    from hounsfield.recon import engine
+
     geometry = CircularGeometry(500.0, 800.0, tuple(np.linspace(0, 220, 80)), (1.0, 1.0), (64, 48))
     line_integrals = engine.shepp_logan_projections(geometry, 16.0) * WATER_ATTENUATION_PER_MM
     counts = np.rint(40000 * np.exp(-line_integrals)).astype(np.uint16)

@@ -212,7 +212,7 @@ class _CopiedToCpu:
         return self._copy.GetOutput()
 
 
-def _cuda_fdk_available() -> bool:
+def cuda_fdk_available() -> bool:
     """RTK's CUDA build is installed (its classes exist; whether a GPU answers is not known)."""
     try:
         return rtk.CudaFDKConeBeamReconstructionFilter is not None
@@ -229,9 +229,24 @@ def fdk_device() -> str:
     global _fdk_device
     with _fdk_device_lock:
         if _fdk_device is None:
-            _fdk_device = "cuda" if _cuda_fdk_available() and _gpu_agrees_with_cpu() else "cpu"
+            _fdk_device = "cuda" if cuda_fdk_available() and _gpu_agrees_with_cpu() else "cpu"
             log.info("FDK runs on the %s", _fdk_device.upper())
         return _fdk_device
+
+
+def disagreement(gpu: np.ndarray, cpu: np.ndarray) -> str | None:
+    """Why a GPU volume may not stand for the CPU's, or None when it agrees: the same
+    shape, finite everywhere, nowhere further than GPU_AGREEMENT of the CPU's range."""
+    if gpu.shape != cpu.shape:
+        return f"the GPU's volume is {gpu.shape}, the CPU's {cpu.shape}"
+    if not np.isfinite(gpu).all():
+        return "the GPU's volume holds NaN or infinite values"
+    difference, allowed = float(np.abs(gpu - cpu).max()), GPU_AGREEMENT * float(np.ptp(cpu))
+    if difference > allowed:
+        return (
+            f"the GPU's volume differs from the CPU's by {difference:.4g} (at most {allowed:.4g})"
+        )
+    return None
 
 
 def _gpu_agrees_with_cpu() -> bool:
@@ -245,12 +260,10 @@ def _gpu_agrees_with_cpu() -> bool:
     except Exception:
         log.warning("RTK's CUDA build is installed but FDK on the GPU failed", exc_info=True)
         return False
-    cpu = _fdk(line_integrals, geometry, grid, 1.0, None, "cpu").volume
-    difference = float(np.abs(gpu - cpu).max())
-    if difference > GPU_AGREEMENT * float(cpu.max() - cpu.min()):
-        log.warning("FDK on the GPU differs from the CPU's by %.4g: not used", difference)
-        return False
-    return True
+    problem = disagreement(gpu, _fdk(line_integrals, geometry, grid, 1.0, None, "cpu").volume)
+    if problem is not None:
+        log.warning("FDK on the GPU is not used: %s", problem)
+    return problem is None
 
 
 def sart(

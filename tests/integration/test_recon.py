@@ -146,7 +146,7 @@ def test_tuning_makes_a_new_series_with_quality_figures(
     description = orthanc.get(f"/series/{result['series']}").json()["MainDicomTags"]
     assert description["SeriesDescription"].startswith("PREVIEW CBCT FDK hann 0.5 32x")
     series = orthanc.get(f"/studies/{simulated['study']}").json()["Series"]
-    assert {simulated["series"], result["series"]} <= set(series) and len(series) == 3
+    assert {simulated["series"], result["series"]} <= set(series)  # a new series, same study
 
     runs = orthanc.get("/api/reconstructions", params={"series": simulated["series"]}).json()
     ids = [run["id"] for run in runs["reconstructions"]]
@@ -181,42 +181,74 @@ def ct_series_of(orthanc: OrthancServer, study_id: str, size_marker: str) -> lis
     return found
 
 
-def kill_mid_reconstruction(orthanc: OrthancServer, series: str) -> tuple[dict, int]:
+def start_and_wait_for_partial_series(
+    orthanc: OrthancServer, study: str, series: str
+) -> tuple[dict, int, int]:
+    """A 256-voxel reconstruction, caught while its slices are being stored: (the job,
+    its worker's pid, how many slices were in Orthanc). UIDs that were not derived from
+    the job would leave a second, partial series behind the killed attempt."""
     job = orthanc.post("/api/reconstructions", json={"series": series, "voxels": 256}).json()
-    running = wait_for(
-        lambda: (j := orthanc.job(job["id"]))["state"] == "running" and j["progress"] >= 10 and j,
-        60,
-        "the reconstruction to be under way",
+
+    def partly_stored() -> tuple[dict, int] | None:
+        running = orthanc.job(job["id"])
+        if running["state"] != "running" or running["progress"] < 90:
+            return None
+        for ct in ct_series_of(orthanc, study, " 256x"):
+            stored = len(orthanc.get(f"/series/{ct}").json()["Instances"])
+            if stored:
+                return running, stored
+        return None
+
+    running, stored = wait_for(partly_stored, 120, "the first slices to be stored", 0.02)
+    return running, int(running["worker"].rsplit("/", 1)[1]), stored
+
+
+def assert_one_whole_series(orthanc: OrthancServer, study: str, done: dict, stored: int) -> None:
+    """The retried job's series is the only one, with every slice exactly once."""
+    assert done["state"] == "succeeded" and done["attempts"] == 2, done
+    slices = done["result"]["slices"]
+    assert 0 < stored < slices, "the kill must come while slices are being stored"
+    assert ct_series_of(orthanc, study, " 256x") == [done["result"]["series"]]
+    instances = orthanc.get(f"/series/{done['result']['series']}/instances").json()
+    assert len(instances) == slices
+    uids = {instance["MainDicomTags"]["SOPInstanceUID"] for instance in instances}
+    numbers = sorted(int(instance["MainDicomTags"]["InstanceNumber"]) for instance in instances)
+    assert len(uids) == slices and numbers == list(range(1, slices + 1))
+
+
+@pytest.fixture
+def own_acquisition(orthanc: OrthancServer) -> dict:
+    """A simulated acquisition of the test's own (a study no other test writes into)."""
+    simulation = orthanc.wait_job(
+        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
     )
-    return running, int(running["worker"].rsplit("/", 1)[1])
+    reconstruction_of(orthanc, simulation["result"]["series"])  # the automatic one, done
+    return simulation["result"]
 
 
-def test_a_worker_killed_mid_reconstruction_leaves_one_series(
-    orthanc: OrthancServer, simulated: dict
+def test_a_worker_killed_while_storing_slices_leaves_one_whole_series(
+    orthanc: OrthancServer, own_acquisition: dict
 ) -> None:
-    running, pid = kill_mid_reconstruction(orthanc, simulated["series"])
+    study, series = own_acquisition["study"], own_acquisition["series"]
+    running, pid, stored = start_and_wait_for_partial_series(orthanc, study, series)
     os.kill(pid, signal.SIGKILL)
-    done = orthanc.wait_job(running["id"], timeout=120)
-    assert done["state"] == "succeeded" and done["attempts"] == 2
-    assert ct_series_of(orthanc, simulated["study"], " 256x") == [done["result"]["series"]]
-    instances = orthanc.get(f"/series/{done['result']['series']}").json()["Instances"]
-    assert len(instances) == done["result"]["slices"]
+    done = orthanc.wait_job(running["id"], timeout=180)
+    assert_one_whole_series(orthanc, study, done, stored)
 
 
-def test_orthanc_killed_mid_reconstruction_leaves_one_series(make_orthanc) -> None:
+def test_orthanc_killed_while_storing_slices_leaves_one_whole_series(make_orthanc) -> None:
     orthanc = make_orthanc(hounsfield__extensions=["hounsfield.recon"]).start()
     simulation = orthanc.wait_job(
         orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
     )
     series, study = simulation["result"]["series"], simulation["result"]["study"]
     reconstruction_of(orthanc, series)
-    running, pid = kill_mid_reconstruction(orthanc, series)
+    running, pid, stored = start_and_wait_for_partial_series(orthanc, study, series)
     orthanc.stop(signal.SIGKILL)
     wait_for(lambda: not process_alive(pid), 10, "the worker to die with Orthanc")
     orthanc.start()
     done = orthanc.wait_job(running["id"], timeout=180)
-    assert done["state"] == "succeeded" and done["attempts"] == 2
-    assert ct_series_of(orthanc, study, " 256x") == [done["result"]["series"]]
+    assert_one_whole_series(orthanc, study, done, stored)
 
 
 @pytest.mark.parametrize(

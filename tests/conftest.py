@@ -6,8 +6,10 @@ import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 from tests.support.server import OrthancServer
 
@@ -41,6 +43,22 @@ def make_orthanc(tmp_path: Path) -> Iterator[Callable[..., OrthancServer]]:
 
 
 @pytest.fixture(scope="session")
-def dicom_file() -> Callable[[str], Path]:
-    """DICOM files shipped with pydicom (real CT, MR... objects)."""
-    return lambda name: Path(get_testdata_file(name))
+def dicom_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """A DICOM file shipped with pydicom (real CT, MR... objects), copied with study, series
+    and instance UIDs of its own (and any attributes given, e.g. ``PatientName=...``):
+    pydicom's MR_small and MR_small_RLE share every UID, and two tests storing them into the
+    shared server would otherwise read each other's objects."""
+    folder = tmp_path_factory.mktemp("samples")
+    counter = itertools.count()
+
+    def copy(name: str, **attributes: str) -> Path:
+        ds = pydicom.dcmread(get_testdata_file(name))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
+        path = folder / f"{next(counter)}-{name}"
+        ds.save_as(path, enforce_file_format=True)
+        return path
+
+    return copy

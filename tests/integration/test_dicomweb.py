@@ -3,11 +3,14 @@ with dicomweb-client as scripts use them, against what Orthanc stored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
-from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
 
 from tests.support.server import OrthancServer
 
@@ -15,18 +18,25 @@ EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 
 
 @pytest.fixture(scope="module")
-def client(orthanc: OrthancServer) -> DICOMwebClient:
+def sent(dicom_file: Callable[[str], Path]) -> dict[str, Dataset]:
+    """What this module stores: an RLE MR and a JPEG 2000 object, with UIDs of their own."""
+    names = ("MR_small_RLE.dcm", "JPEG2000.dcm")
+    return {name: pydicom.dcmread(dicom_file(name)) for name in names}
+
+
+@pytest.fixture(scope="module")
+def client(orthanc: OrthancServer, sent: dict[str, Dataset]) -> DICOMwebClient:
     session = requests.Session()
     session.headers.update(orthanc.http.headers)
     client = DICOMwebClient(orthanc.url("/dicom-web"), session=session)
-    client.store_instances(
-        [pydicom.dcmread(get_testdata_file(name)) for name in ("MR_small_RLE.dcm", "JPEG2000.dcm")]
-    )
+    client.store_instances(list(sent.values()))
     return client
 
 
-def test_a_study_search_with_wildcards_and_fields(client: DICOMwebClient) -> None:
-    rle = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"), stop_before_pixels=True)
+def test_a_study_search_with_wildcards_and_fields(
+    client: DICOMwebClient, sent: dict[str, Dataset]
+) -> None:
+    rle = sent["MR_small_RLE.dcm"]
     found = client.search_for_studies(
         search_filters={"PatientName": f"{str(rle.PatientName)[:6]}*"},
         fields=["StudyDescription", "00080060"],  # a list, sent comma-separated
@@ -48,9 +58,9 @@ def test_paging_and_unknown_attributes(orthanc: OrthancServer, client: DICOMwebC
 
 
 def test_a_study_is_retrieved_in_explicit_little_endian_unless_asked_otherwise(
-    client: DICOMwebClient,
+    client: DICOMwebClient, sent: dict[str, Dataset]
 ) -> None:
-    rle = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
+    rle = sent["MR_small_RLE.dcm"]
     (default,) = client.retrieve_study(rle.StudyInstanceUID)
     assert default.file_meta.TransferSyntaxUID == EXPLICIT_LITTLE
     assert (default.pixel_array == rle.pixel_array).all()  # transcoded, same pixels
@@ -61,13 +71,13 @@ def test_a_study_is_retrieved_in_explicit_little_endian_unless_asked_otherwise(
 
 
 def test_what_orthanc_cannot_transcode_is_sent_as_stored_or_refused_when_insisted(
-    orthanc: OrthancServer, client: DICOMwebClient
+    orthanc: OrthancServer, client: DICOMwebClient, sent: dict[str, Dataset]
 ) -> None:
     """Orthanc 1.10 has no JPEG 2000 encoder or decoder without a codec plugin."""
-    j2k = pydicom.dcmread(get_testdata_file("JPEG2000.dcm"))
-    (sent,) = client.retrieve_study(j2k.StudyInstanceUID)
-    assert sent.file_meta.TransferSyntaxUID == j2k.file_meta.TransferSyntaxUID
-    rle = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"), stop_before_pixels=True)
+    j2k = sent["JPEG2000.dcm"]
+    (retrieved,) = client.retrieve_study(j2k.StudyInstanceUID)
+    assert retrieved.file_meta.TransferSyntaxUID == j2k.file_meta.TransferSyntaxUID
+    rle = sent["MR_small_RLE.dcm"]
     insisted = orthanc.get(
         f"/dicom-web/studies/{rle.StudyInstanceUID}",
         headers={

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydicom
 import requests
 from playwright.sync_api import Page, expect
 
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
-
-STUDY_UID = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"  # pydicom's CT_small.dcm
 
 
 def test_the_page_and_its_assets_are_open_and_nothing_else(orthanc: OrthancServer) -> None:
@@ -24,7 +23,9 @@ def test_the_page_and_its_assets_are_open_and_nothing_else(orthanc: OrthancServe
 def test_signing_in_opens_orthanc_explorer(
     orthanc: OrthancServer, page: Page, dicom_file, screenshots: Path
 ) -> None:
-    orthanc.store(dicom_file("CT_small.dcm"))
+    path = dicom_file("CT_small.dcm", PatientID="LOGIN-PAGE", PatientName="Login^Page")
+    orthanc.store(path)
+    study_uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
     page.goto(orthanc.url("/login?next=/app/explorer.html"))
     page.fill("#username", "admin")
     page.fill("#password", "not-the-password")
@@ -37,11 +38,11 @@ def test_signing_in_opens_orthanc_explorer(
     page.wait_for_url("**/app/explorer.html**")
     expect(page.locator("#hounsfield-sign-out")).to_be_visible()
     page.get_by_role("link", name="All patients").click()
-    expect(page.locator("#all-patients").get_by_text("CompressedSamples^CT1")).to_be_visible()
+    expect(page.locator("#all-patients").get_by_text("Login^Page")).to_be_visible()
     page.screenshot(path=str(screenshots / "explorer.png"))
 
     expect(page.locator("#hounsfield-open-viewer")).to_be_hidden()  # not a study's page
-    page.locator("#all-patients").get_by_text("CompressedSamples^CT1").click()
+    page.locator("#all-patients").get_by_text("Login^Page").click()
     page.locator("#list-studies a").first.click()  # the patient's study
     expect(page.locator("#study")).to_be_visible()
     expect(page.locator("#hounsfield-open-viewer")).to_be_visible()
@@ -50,7 +51,7 @@ def test_signing_in_opens_orthanc_explorer(
         page.click("#hounsfield-open-viewer")
     viewer = opened.value
     viewer.wait_for_load_state()
-    assert viewer.url == orthanc.url(f"/ohif/viewer?StudyInstanceUIDs={STUDY_UID}")
+    assert viewer.url == orthanc.url(f"/ohif/viewer?StudyInstanceUIDs={study_uid}")
     viewer.close()
     page.goto(orthanc.url("/app/explorer.html"))
 

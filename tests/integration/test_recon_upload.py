@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import tifffile
 
+from hounsfield.app import MIGRATIONS
+from hounsfield.db import Database, apply_migrations
+from hounsfield.jobs.context import JobContext
+from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.orthanc_http import OrthancHttpClient
+from hounsfield.recon import jobs
 from tests.support.recon import reconstruction_of, upload_acquisition
-from tests.support.server import OrthancServer
+from tests.support.server import OrthancServer, wait_for
 
 GEOMETRY = {
     "source_to_isocenter_mm": 500,
@@ -66,7 +76,7 @@ def archived(orthanc: OrthancServer, response) -> dict:
     """The checked upload's job, once a worker has archived the projections."""
     assert response.status_code == 202, response.text
     job = orthanc.wait_job(response.json()["id"], timeout=120)
-    assert job["state"] == "succeeded", job
+    assert job["state"] == "succeeded", job["error"]
     return job["result"]
 
 
@@ -92,7 +102,79 @@ def test_a_stack_with_rtk_geometry(orthanc: OrthancServer) -> None:
     }
     response = upload(orthanc, [tiff(frame) for frame in frames], geometry, rtk_xml(angles))
     assert response.json()["shortScan"] is True
-    assert archived(orthanc, response)["projections"] == 40
+    result = archived(orthanc, response)
+    assert result["projections"] == 40
+    assert reconstruction_of(orthanc, result["series"])["state"] == "succeeded"
+
+
+def large_counts(frames: int = 360) -> np.ndarray:
+    """An acquisition whose archiving takes long enough to be caught at each step: about
+    0.2 s to decode and 0.3 s to store on the development machine."""
+    y, x = np.indices((192, 256)) - np.array([95.5, 127.5])[:, None, None]
+    absorber = np.exp(-0.5 * np.clip(1 - np.hypot(x / 90, y / 80), 0, None))
+    noise = np.random.default_rng(7).integers(0, 64, size=(frames, 192, 256))
+    return (40000 * absorber[None] - noise).astype(np.uint16)
+
+
+def zlib_tiff(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, photometric="minisblack", compression="zlib")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("step", "low", "high"), [("decoding", 10, 60), ("storing", 60, 100)])
+def test_a_worker_killed_while_archiving_leaves_one_whole_object(
+    orthanc: OrthancServer, step: str, low: int, high: int
+) -> None:
+    frames = large_counts()
+    response = upload(orthanc, [zlib_tiff(frames)], {**GEOMETRY, "patient_id": f"KILL-{step}"})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    running = wait_for(
+        lambda: (
+            (job := orthanc.job(job_id))["state"] == "running"
+            and low <= job["progress"] < high
+            and job
+        ),
+        60,
+        f"the archiving job to be {step}",
+        0.01,
+    )
+    os.kill(int(running["worker"].rsplit("/", 1)[1]), signal.SIGKILL)
+    done = orthanc.wait_job(job_id, timeout=120)
+    assert done["state"] == "succeeded" and done["attempts"] == 2, done
+    result = done["result"]
+    assert (result["projections"], result["detector"]) == (360, [256, 192])
+
+    study = orthanc.get(f"/studies/{result['study']}").json()
+    assert study["Series"] == [result["series"]]
+    assert orthanc.get(f"/series/{result['series']}").json()["Instances"] == [result["instance"]]
+    file = orthanc.get(f"/instances/{result['instance']}/file").content
+    stored = pydicom.dcmread(io.BytesIO(file))
+    assert int(stored.NumberOfFrames) == 360
+    assert np.array_equal(stored.pixel_array, frames)
+    assert spooled(orthanc) == []
+    assert reconstruction_of(orthanc, result["series"])["state"] == "succeeded"
+
+
+def test_a_retry_after_the_object_was_stored_answers_from_orthanc(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    """The one window a kill cannot be timed into: the object is in Orthanc and its spool
+    gone, but the job not yet marked done. The retry (the same handler, with the same job
+    id and a spool that no longer exists) must answer what the first attempt did."""
+    response = upload(orthanc, [tiff(counts())], {**GEOMETRY, "patient_id": "RETRY-1"})
+    first = archived(orthanc, response)
+    job = orthanc.job(response.json()["id"])
+    database = Database(tmp_path / "retry.db")  # only to make a Job: the handler never reports
+    apply_migrations(database, MIGRATIONS)
+    queue = SqliteJobQueue(database)
+    retry = dataclasses.replace(queue.enqueue("recon.archive", job["params"]), id=job["id"])
+    token = orthanc.login("admin", orthanc.env["HOUNSFIELD_ADMIN_PASSWORD"])
+    client = OrthancHttpClient(orthanc.base_url, token)
+    assert not Path(job["params"]["spool"]).exists()
+    assert jobs.archive_upload(JobContext(queue, retry, "test", client)) == first
+    assert reconstruction_of(orthanc, first["series"])["state"] == "succeeded"
 
 
 @pytest.mark.parametrize(

@@ -84,11 +84,8 @@ def assess(orthanc: OrthancApi, series_id: str, rules: DetectionRules) -> Projec
     tags = orthanc.get_json(f"/instances/{instance}/simplified-tags")
     if not rules.matches(tags):
         return None
-    if tags.get("PositionerPrimaryAngleIncrement") is None:  # too long for Orthanc's JSON
-        raw = orthanc.get_bytes(INCREMENTS.format(instance))
-        tags["PositionerPrimaryAngleIncrement"] = _increments(raw)
     try:
-        geometry_of(ProjectionHeader.from_orthanc(tags))
+        geometry_of(header_in_orthanc(orthanc, instance, tags))
         reason = None
     except ProjectionError as error:
         reason = str(error)
@@ -102,6 +99,19 @@ def assess(orthanc: OrthancApi, series_id: str, rules: DetectionRules) -> Projec
         reason=reason,
         assessed_at=now_iso(),
     )
+
+
+def header_in_orthanc(
+    orthanc: OrthancApi, instance: str, tags: dict[str, Any] | None = None
+) -> ProjectionHeader:
+    """The projection header of an instance in Orthanc, read without its pixels (``tags``:
+    its simplified tags, when the caller has them already)."""
+    if tags is None:
+        tags = orthanc.get_json(f"/instances/{instance}/simplified-tags")
+    if tags.get("PositionerPrimaryAngleIncrement") is None:  # too long for Orthanc's JSON
+        raw = orthanc.get_bytes(INCREMENTS.format(instance))
+        tags = {**tags, "PositionerPrimaryAngleIncrement": _increments(raw)}
+    return ProjectionHeader.from_orthanc(tags)
 
 
 def _increments(raw: bytes) -> str | list[float]:

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from hounsfield.jobs.context import JobContext
 from hounsfield.recon import spool
+from hounsfield.recon.candidates import header_in_orthanc
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices, to_hounsfield
 from hounsfield.recon.dicom import STUDY_ATTRIBUTES, encode
 from hounsfield.recon.geometry import CircularGeometry, VolumeGrid
@@ -28,6 +29,7 @@ from hounsfield.recon.projections import (
     ProjectionError,
     build_projection_dataset,
     coarsen,
+    geometry_of,
     projection_instance_uid,
     read_acquisition,
 )
@@ -108,18 +110,23 @@ def archive_upload(job: JobContext) -> dict[str, Any]:
     except FileNotFoundError:
         return _already_archived(job, uid_seed)
     try:
-        stored, counts, geometry = _archive(job, upload, uid_seed)
+        stored, geometry = _archive(job, upload, uid_seed)
     except Exception:
         # The job ends here (failed or cancelled): nothing will read the spool again. A
         # crash (no exception) keeps it for the retry.
         spool.discard(directory)
         raise
     spool.discard(directory)
+    return _archived(stored, geometry)
+
+
+def _archived(stored: dict[str, Any], geometry: CircularGeometry) -> dict[str, Any]:
+    """The result of an archiving job, the same whichever attempt stored the object."""
     return {
         "study": stored["ParentStudy"],
         "series": stored["ParentSeries"],
         "instance": stored["ID"],
-        "projections": int(counts.shape[0]),
+        "projections": len(geometry.angles),
         "detector": list(geometry.detector_size),
         "shortScan": geometry.short_scan,
     }
@@ -127,7 +134,7 @@ def archive_upload(job: JobContext) -> dict[str, Any]:
 
 def _archive(
     job: JobContext, upload: spool.SpooledUpload, uid_seed: str
-) -> tuple[dict[str, Any], np.ndarray, CircularGeometry]:
+) -> tuple[dict[str, Any], CircularGeometry]:
     parameters = GeometryParameters.model_validate_json(upload.geometry_json)
     job.progress(10, "decoding projections")
     counts = read_projections(upload.projections)
@@ -147,7 +154,7 @@ def _archive(
         uid_seed=uid_seed,
     )
     job.progress(60, "storing the projections")
-    return job.orthanc.store(encode(dataset)), counts, geometry
+    return job.orthanc.store(encode(dataset)), geometry
 
 
 def _already_archived(job: JobContext, uid_seed: str) -> dict[str, Any]:
@@ -159,9 +166,10 @@ def _already_archived(job: JobContext, uid_seed: str) -> dict[str, Any]:
     instance = next((item["ID"] for item in found if item["Type"] == "Instance"), None)
     if instance is None:
         raise ProjectionError(f"upload {job.params['spool']} is no longer spooled")
-    stored = job.orthanc.get_json(f"/instances/{instance}")
-    series = job.orthanc.get_json(f"/series/{stored['ParentSeries']}")
-    return {"study": series["ParentStudy"], "series": stored["ParentSeries"], "instance": instance}
+    series = job.orthanc.get_json(f"/instances/{instance}")["ParentSeries"]
+    study = job.orthanc.get_json(f"/series/{series}")["ParentStudy"]
+    geometry, _ = geometry_of(header_in_orthanc(job.orthanc, instance))
+    return _archived({"ID": instance, "ParentSeries": series, "ParentStudy": study}, geometry)
 
 
 @dataclass(frozen=True)

@@ -264,9 +264,21 @@ def test_user_administration(orthanc: OrthancServer) -> None:
     assert changed.json()["role"] == "technician"
     assert orthanc.client(token).get(orthanc.url("/api/auth/me")).status_code == 401  # re-login
 
+    browser = requests.Session()  # a session open when the user is disabled
+    opened = browser.post(
+        orthanc.url("/api/auth/login"),
+        timeout=10,
+        json={"username": "auth-admin2", "password": PASSWORD},
+    )
+    open_session = orthanc.client(opened.json()["access_token"])
+    assert open_session.get(orthanc.url("/studies")).status_code == 200
     disabled = orthanc.http.put(orthanc.url("/api/users/auth-admin2"), json={"disabled": True})
     assert disabled.json()["disabled"] is True
     assert login(orthanc, "auth-admin2", PASSWORD).status_code == 401
+    # Ended at once, on every door (Orthanc's own answer 403: a request filter says no more)
+    for door, refused in (("/api/auth/me", 401), ("/studies", 403), ("/dicom-web/studies", 403)):
+        assert open_session.get(orthanc.url(door)).status_code == refused, door
+    assert browser.post(orthanc.url("/api/auth/refresh"), timeout=10).status_code == 401
 
     assert orthanc.http.delete(orthanc.url("/api/users/auth-admin2")).status_code == 200
     assert orthanc.get("/api/users/auth-admin2").status_code == 404

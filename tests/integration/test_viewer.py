@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import pydicom
 import pytest
 import requests
 from playwright.sync_api import Page
@@ -49,7 +52,38 @@ def test_the_viewer_is_an_app_behind_sign_in(orthanc: OrthancServer) -> None:
     assert (
         missing.status_code == 404 and missing.json()["error"] == "no such file: no-such-bundle.js"
     )
-    assert orthanc.get("/ohif/../orthanc.json").status_code in (403, 404)
+
+
+REPOSITORY = VIEWER_DIRECTORY.parents[1]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ohif/../install.py",
+        "/ohif/../../orthanc.json",
+        "/ohif/%2e%2e/%2e%2e/orthanc.json",
+        "/ohif/..%2f..%2forthanc.json",
+        "/ohif/.%2E/install.py",
+        "/ohif/..\\install.py",
+        "/ohif//etc/passwd",
+    ],
+)
+def test_no_path_leaves_the_viewer_folder(orthanc: OrthancServer, path: str) -> None:
+    """Sent byte for byte (requests would resolve the dots before sending), by an admin: files
+    one and two folders above the viewer's exist, and none of them comes back."""
+    connection = http.client.HTTPConnection("127.0.0.1", orthanc.http_port, timeout=10)
+    try:
+        connection.request("GET", path, headers=orthanc.http.headers)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    app = (VIEWER_DIRECTORY / "index.html").read_bytes()[:100]  # what any app route gets
+    assert response.status in (400, 403, 404) or body.startswith(app), body
+    targets = (REPOSITORY / "ohif" / "install.py", REPOSITORY / "orthanc.json")
+    assert not any(target.read_bytes()[:200] in body for target in targets)
+    assert b"root:" not in body
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +118,9 @@ def test_a_reconstructed_ct_series_opens_in_ohif(
     page.get_by_text(f"(1/{slices})").wait_for(timeout=30_000)
     viewport = page.locator("canvas.cornerstone-canvas")
     viewport.hover()
-    for _ in range(slices // 2):  # one wheel step per slice, as a reader scrolls
+    for shown in range(2, slices // 2 + 2):  # one wheel step per slice, as a reader scrolls
         page.mouse.wheel(0, 100)
-        page.wait_for_timeout(50)
-    page.get_by_text(f"({slices // 2 + 1}/{slices})").wait_for(timeout=30_000)
+        page.get_by_text(f"({shown}/{slices})").wait_for(timeout=10_000)
     page.wait_for_function(
         f"() => ({LIT_PIXELS})(document.querySelector('canvas.cornerstone-canvas')) > 10000"
     )
@@ -104,9 +137,17 @@ def test_a_reconstructed_ct_series_opens_in_ohif(
 
 
 def test_a_referrer_opens_a_linked_study_and_no_other(
-    orthanc: OrthancServer, page: Page, screenshots: Path, reconstructed: dict
+    orthanc: OrthancServer,
+    page: Page,
+    screenshots: Path,
+    reconstructed: dict,
+    dicom_file: Callable[..., Path],
 ) -> None:
-    """Every request the viewer makes passes the gate for a referrer, for a linked study."""
+    """Every request the viewer makes passes the gate for a referrer, for a linked study;
+    another study's link, in the same signed-in viewer, gets nothing of that study."""
+    other = dicom_file("CT_small.dcm", PatientName="Not^Linked")
+    orthanc.store(other)
+    other_uid = pydicom.dcmread(other, stop_before_pixels=True).StudyInstanceUID
     user = {"username": "viewer-referrer", "password": USER_PASSWORD, "role": "referrer"}
     assert orthanc.post("/api/users", json={**user, "studies": [reconstructed["uid"]]}).ok
     open_by_link(orthanc, page, reconstructed["uid"], user["username"], USER_PASSWORD)
@@ -115,6 +156,21 @@ def test_a_referrer_opens_a_linked_study_and_no_other(
         f"() => ({LIT_PIXELS})(document.querySelector('canvas.cornerstone-canvas')) > 10000"
     )
     page.screenshot(path=str(screenshots / "ohif-referrer.png"))
+
+    answers: dict[str, int] = {}  # what the viewer asked of the other study, and got
+    page.on(
+        "response",
+        lambda r: (
+            "/dicom-web/" in r.url and other_uid in r.url and answers.update({r.url: r.status})
+        ),
+    )
+    page.goto(orthanc.url(f"/ohif/viewer?StudyInstanceUIDs={other_uid}"))
+    page.get_by_text("requested studies are not available").wait_for(timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(screenshots / "ohif-referrer-other-study.png"))
+    assert answers and set(answers.values()) == {403}, answers
+    assert page.get_by_text("Not^Linked").count() == 0
+    assert page.get_by_text("Not, Linked").count() == 0
 
     session = orthanc.client(orthanc.login(user["username"], USER_PASSWORD))
     assert session.get(orthanc.url("/dicom-web/studies")).status_code == 403  # lists nothing

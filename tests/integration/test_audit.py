@@ -57,11 +57,8 @@ def test_a_viewer_burst_is_one_study_view_per_session(orthanc: OrthancServer, re
 
 def test_native_ids_resolve_to_the_study_viewed(orthanc: OrthancServer, reader) -> None:
     client = orthanc.client(orthanc.login("audit-reader", PASSWORD))
-    (study_id,) = [
-        s
-        for s in orthanc.get("/studies").json()
-        if orthanc.get(f"/studies/{s}").json()["MainDicomTags"]["StudyInstanceUID"] == reader["uid"]
-    ]
+    (found,) = orthanc.post("/tools/lookup", data=reader["uid"]).json()
+    study_id = found["ID"]
     series_id = orthanc.get(f"/studies/{study_id}").json()["Series"][0]
     before = len(entries(orthanc, user="audit-reader", action="study.view"))
     assert client.get(orthanc.url(f"/series/{series_id}")).ok

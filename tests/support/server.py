@@ -68,6 +68,11 @@ class OrthancServer:
         self.http = requests.Session()
 
     @property
+    def stable_age(self) -> int:
+        """Orthanc's StableAge for this server, in seconds."""
+        return int(json.loads(self.env["ORTHANC__STABLE_AGE"]))
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 

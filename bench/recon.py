@@ -28,6 +28,7 @@ import numpy as np
 from common import REPOSITORY, print_table
 
 from hounsfield.recon.geometry import CircularGeometry
+from hounsfield.recon.kinds import RECONSTRUCT
 from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
 from hounsfield.recon.projections import build_projection_dataset
 from tests.support.server import OrthancServer, wait_for
@@ -142,7 +143,7 @@ def main() -> None:
                 lambda: next(
                     (
                         j
-                        for j in server.get("/api/jobs", params={"kind": "recon.fdk"}).json()[
+                        for j in server.get("/api/jobs", params={"kind": RECONSTRUCT}).json()[
                             "jobs"
                         ]
                     ),

@@ -6,24 +6,21 @@ metrics sink and HTTP requests, and calls ``start``/``stop`` at Orthanc's start 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hounsfield import health, orthanc_http, runs
-from hounsfield.audit import routes as audit_routes
-from hounsfield.audit import trail as audit_trail
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditTrail
-from hounsfield.auth import routes as auth_routes
-from hounsfield.auth import store as auth_store
-from hounsfield.auth import user_routes
 from hounsfield.auth.gate import Decision, Gate
+from hounsfield.auth.permissions import ADMIN_CATCH_ALL, ORTHANC_DOORS
 from hounsfield.auth.service import AuthService
 from hounsfield.auth.store import SessionStore, UserStore
 from hounsfield.auth.studies import StudyResolver
@@ -31,50 +28,51 @@ from hounsfield.auth.tokens import TokenService, load_or_create_key
 from hounsfield.callstack import FullStackThreads
 from hounsfield.config import Settings
 from hounsfield.db import Database, Migration, apply_migrations
-from hounsfield.dicomweb import routes as dicomweb_routes
-from hounsfield.events import dispatcher as event_dispatcher
-from hounsfield.events import stability
 from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
 from hounsfield.events.stability import StabilityTracker
 from hounsfield.events.types import Event, EventRecord
-from hounsfield.extensions import Registry, load_extensions
-from hounsfield.intake import routes as intake_routes
 from hounsfield.intake.admission import Refusal
 from hounsfield.intake.store import Intake, Sender
-from hounsfield.jobs import queue as job_queue
-from hounsfield.jobs import routes as job_routes
 from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
 from hounsfield.orthanc_api import OrthancApi
-from hounsfield.web import HttpError, Request, Response, Router, pages, viewer
+from hounsfield.registry import Registry, load_extensions
+from hounsfield.web import HttpError, Request, Response, Router, pages
 
 log = logging.getLogger(__name__)
 
 MetricsSink = Callable[[str, float], None]
 
 PLUGIN_DIRECTORY = Path(__file__).resolve().parent.parent
+# The core's features, loaded like extensions (and before them, in this order: their
+# migrations run first on a new database).
+CORE_FEATURES = (
+    "hounsfield.runs",
+    "hounsfield.jobs.routes",
+    "hounsfield.events.dispatcher",
+    "hounsfield.auth.routes",
+    "hounsfield.audit.routes",
+    "hounsfield.health",
+    "hounsfield.intake.routes",
+    "hounsfield.dicomweb.routes",
+    "hounsfield.web.pages",
+    "hounsfield.web.viewer",
+)
+CONFIGURATION_FILE = "configuration.json"  # Orthanc's configuration, as workers read it
 
-MIGRATIONS: list[Migration] = [
-    *runs.MIGRATIONS,
-    *job_queue.MIGRATIONS,
-    *event_dispatcher.MIGRATIONS,
-    *stability.MIGRATIONS,
-    *auth_store.MIGRATIONS,
-    *audit_trail.MIGRATIONS,
-]
-ROUTES = [
-    health.routes,
-    job_routes.routes,
-    auth_routes.routes,
-    user_routes.routes,
-    audit_routes.routes,
-    intake_routes.routes,
-    dicomweb_routes.routes,
-    pages.routes,
-    viewer.routes,
-]
+
+def build_registry(extensions: list[str], configuration: Mapping[str, Any]) -> Registry:
+    """Every feature registered: the core's, then the extensions named in the settings."""
+    registry = Registry(configuration=configuration)
+    load_extensions([*CORE_FEATURES, *extensions], registry)
+    return registry
+
+
+def migrations(extensions: list[str]) -> list[Migration]:
+    """The migrations of the core and of ``extensions``, in the order they are applied."""
+    return build_registry(extensions, {}).migrations
 
 
 class Application:
@@ -90,11 +88,9 @@ class Application:
         self.orthanc = orthanc
         self._metrics = metrics
         self._worker_python = worker_python
-        self.registry = Registry(configuration=settings.orthanc_config)
-        load_extensions(settings.plugin.extensions, self.registry)
-        self.migrations = [*MIGRATIONS, *self.registry.migrations]
+        self.registry = build_registry(settings.plugin.extensions, settings.orthanc_config)
         self.db = Database(settings.database_path)
-        for name in apply_migrations(self.db, self.migrations):
+        for name in apply_migrations(self.db, self.registry.migrations):
             log.info("database migration applied: %s", name)
         self.jobs = SqliteJobQueue(self.db, default_max_attempts=settings.plugin.max_attempts)
         self.pool = WorkerPool(
@@ -108,8 +104,8 @@ class Application:
         self.events = EventDispatcher(self.db, self.registry, self._event_context)
         self.stability = StabilityTracker(self.db)
         self.runs = runs.RunLog(self.db, settings.plugin.node_name)
+        self.router = Router(self.registry.route_tables)
         self._build_auth(settings)
-        self.router = Router([*ROUTES, *self.registry.route_tables])
         # As many as Orthanc's HTTP threads, so that no request waits for another's route.
         self.threads = FullStackThreads(int(settings.orthanc_config.get("HttpThreadsCount", 50)))
         self._started = False
@@ -174,6 +170,8 @@ class Application:
             StudyResolver(self.orthanc),
             AccessRecorder(self.audit),
             settings.plugin.limits,
+            # Our routes' own rules first, then Orthanc's doors, then admins for the rest.
+            [*self.router.rules(), *ORTHANC_DOORS, ADMIN_CATCH_ALL],
         )
         # Keyed by OS thread id: the Python plugin makes a fresh thread state for each
         # callback, so threading.local() would forget between the filter and the route.
@@ -199,17 +197,17 @@ class Application:
         # refused request announcing a large body is turned away here, unread.
         if not decision.body_may_be_read:
             return False
-        return path.startswith("/api/") or pages.is_page(path)
+        return path.startswith("/api/") or self.router.is_page(path)
 
     def handle_http(self, request: Request) -> Response:
         """Our routes: the gate's decision is taken here, on Orthanc's HTTP thread (where
         the filter left it); the route itself runs on a thread with a full C stack."""
-        request.app = self
+        request.bound = self
         request.limits = self.settings.plugin.limits
         if self.settings.plugin.auth.enabled:
             decision = self._decision_for(request)
             if not decision.allowed:
-                if decision.status == 401 and pages.is_page(request.path):
+                if decision.status == 401 and self.router.is_page(request.path):
                     return pages.sign_in_page(request)
                 return Response.error(HttpError(decision.status, decision.reason))
             request.principal = decision.principal
@@ -278,6 +276,9 @@ class Application:
         self.pool.wake()
         return job
 
+    def health(self) -> dict[str, Any]:
+        return health.health_report(self)
+
     def publish_metrics(self) -> None:
         for state, count in self.jobs.counts().items():
             self._metrics(f"hounsfield_jobs_{state}", count)
@@ -293,6 +294,14 @@ class Application:
 
     def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
         return EventContext(record, handler_name, self.orthanc, self.submit, self.db)
+
+    def _configuration_file(self) -> Path:
+        """Orthanc's configuration written for the workers (only this user may read it: it
+        can hold passwords), so that ``register()`` sees the same settings there."""
+        path = self.settings.data_directory / CONFIGURATION_FILE
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            json.dump(self.settings.orthanc_config, out)
+        return path
 
     def _spawn_worker(self, slot: int) -> subprocess.Popen:
         command = [
@@ -310,6 +319,7 @@ class Application:
         ]
         for extension in self.settings.plugin.extensions:
             command += ["--extension", extension]
+        command += ["--configuration", str(self._configuration_file())]
         env = dict(os.environ)
         env[orthanc_http.URL_VARIABLE] = f"http://127.0.0.1:{self.settings.http_port}"
         env[orthanc_http.TOKEN_VARIABLE] = self.service_token

@@ -12,6 +12,7 @@ from hounsfield.web import Request, Response, RouteTable
 
 if TYPE_CHECKING:
     from hounsfield.app import Application
+    from hounsfield.registry import Registry
 
 routes = RouteTable()
 
@@ -20,7 +21,7 @@ Check = Callable[["Application"], dict[str, Any]]
 
 def check_database(app: Application) -> dict[str, Any]:
     applied = applied_migrations(app.db)
-    missing = [m.name for m in app.migrations if m.name not in applied]
+    missing = [m.name for m in app.registry.migrations if m.name not in applied]
     return {
         "healthy": not missing,
         "path": str(app.db.path),
@@ -118,7 +119,12 @@ def health_report(app: Application) -> dict[str, Any]:
     return {"status": "ok" if healthy else "unhealthy", "components": components}
 
 
-@routes.get("/api/health")
+@routes.get("/api/health", open=True)
 def get_health(request: Request) -> Response:
-    report = health_report(request.app)
+    report = request.core.health()
     return Response.json(report, status=200 if report["status"] == "ok" else 503)
+
+
+def register(registry: Registry) -> None:
+    """Core: the health check."""
+    registry.routes(routes)

@@ -21,9 +21,10 @@ from hounsfield.config import load_settings
 from hounsfield.events.types import Event
 from hounsfield.orthanc_api import OrthancError
 from hounsfield.web import Request, Response
-from hounsfield.web.pages import page_file
+from hounsfield.web.pages import PAGES_DIRECTORY
 
 log = logging.getLogger(__name__)
+API_PREFIX = "/api/"
 
 HTTP_METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}  # OrthancPluginHttpMethod
 DIMSE_CANNOT_UNDERSTAND = 0xC000  # C-STORE failure status (PS3.4 B.2.3)
@@ -244,16 +245,15 @@ def install(worker_python: str) -> Application:
     orthanc.RegisterIncomingCStoreInstanceFilter(on_cstore)
     orthanc.RegisterReceivedInstanceCallback(on_received)
     orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
-    orthanc.RegisterRestCallback("/api/.*", on_rest)
-    orthanc.RegisterRestCallback("/instances", on_rest)  # uploads: refusals answered as 4xx
+    # /api/ is ours whole (an unknown route gets our JSON 404); every other route of every
+    # feature is registered as declared, e.g. Orthanc's own POST /instances (uploads:
+    # refusals answered as 4xx) and pages such as /login.
+    orthanc.RegisterRestCallback(API_PREFIX + ".*", on_rest)
     # STOW-RS and its URIs' searches: the route-claims plugin, loaded next, hands them to us.
     os.environ[dicomweb.CLAIMS_VARIABLE] = "\n".join(dicomweb.CLAIMED_ROUTES)
-    for pattern in dicomweb.CLAIMED_ROUTES:
+    for pattern in app.router.uri_patterns(covered=API_PREFIX):
         orthanc.RegisterRestCallback(pattern, on_rest)
-    orthanc.RegisterRestCallback("/login(/.*)?", on_rest)
-    orthanc.RegisterRestCallback("/ohif(/.*)?", on_rest)
-    orthanc.RegisterRestCallback("/recon(/.*)?", on_rest)
-    orthanc.ExtendOrthancExplorer(page_file("explorer.js").decode())
+    orthanc.ExtendOrthancExplorer((PAGES_DIRECTORY / "explorer.js").read_text())
     orthanc.RegisterOnChangeCallback(on_change)
     atexit.register(app.stop)
     return app

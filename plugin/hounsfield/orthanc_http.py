@@ -1,4 +1,5 @@
-"""Orthanc's REST API over HTTP, for worker processes (the plugin uses the SDK instead).
+"""Orthanc's REST API over HTTP, for worker processes (the plugin uses the SDK instead):
+the same ``OrthancApi`` interface, so a handler works in either process.
 
 Workers authenticate with the service token the plugin hands them at start; the gate
 treats it as the built-in ``hounsfield-worker`` account (technician rights, audited).
@@ -13,14 +14,15 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+from hounsfield.orthanc_api import OrthancError
+
 URL_VARIABLE = "HOUNSFIELD_ORTHANC_URL"
 TOKEN_VARIABLE = "HOUNSFIELD_SERVICE_TOKEN"
 
 
-class OrthancHttpError(Exception):
+class OrthancHttpError(OrthancError):
     def __init__(self, method: str, path: str, status: int, body: bytes) -> None:
-        super().__init__(f"{method} {path}: HTTP {status} {body[:200]!r}")
-        self.status = status
+        super().__init__(f"{method} {path}: HTTP {status} {body[:200]!r}", status)
 
 
 class OrthancHttpClient:
@@ -72,6 +74,24 @@ class OrthancHttpClient:
     def store(self, dicom: bytes) -> dict[str, Any]:
         """POST /instances: store one DICOM file; Orthanc's answer (ID, ParentSeries...)."""
         return json.loads(self.request("POST", "/instances", dicom, "application/dicom"))
+
+    def find_study(self, study_instance_uid: str) -> str | None:
+        return self._lookup(study_instance_uid, "Study")
+
+    def find_instance(self, sop_instance_uid: str) -> str | None:
+        return self._lookup(sop_instance_uid, "Instance")
+
+    def dicom_file(self, instance: str, transfer_syntax: str | None = None) -> bytes:
+        if transfer_syntax is None:
+            return self.request("GET", f"/instances/{instance}/file")
+        # An instance-level modify answers the file without storing it; UIDs kept.
+        keep = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
+        body = {"Transcode": transfer_syntax, "Keep": keep, "Force": True}
+        return self.request("POST", f"/instances/{instance}/modify", json.dumps(body).encode())
+
+    def _lookup(self, uid: str, level: str) -> str | None:
+        found = json.loads(self.request("POST", "/tools/lookup", uid.encode(), "text/plain"))
+        return next((item["ID"] for item in found if item["Type"] == level), None)
 
     def _connection(self, *, fresh: bool) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)

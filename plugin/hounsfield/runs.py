@@ -9,11 +9,15 @@ the number of starts, so a supervisor restarting a crashing server does not go u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from hounsfield.clock import now_iso
 from hounsfield.db import Database, Migration
+
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
 
 
 def _create(db: sqlite_utils.Database) -> None:
@@ -81,3 +85,8 @@ class RunLog:
             (self.current, self.node),
         )[0]
         return RunSummary(row["starts"], row["unclean"], row["current"], row["last_unclean"])
+
+
+def register(registry: Registry) -> None:
+    """Core: the record of Orthanc's runs on this node."""
+    registry.migration(*MIGRATIONS)

@@ -8,8 +8,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hounsfield.app import ROUTES
-from hounsfield.recon.extension import routes as recon_routes
+from hounsfield.app import build_registry
 from tests.fuzz.conftest import Target
 from tests.fuzz.strategies import (
     content_types,
@@ -32,7 +31,7 @@ PARAMETER_VALUES = {"int": "1", "str": "fuzz-target", "path": "x"}
 def routes_with_bodies() -> list[tuple[str, str]]:
     """(method, path) of every route, ours and our extensions', that accepts a body."""
     found = []
-    for table in [*ROUTES, recon_routes]:
+    for table in build_registry(["hounsfield.recon"], {}).route_tables:
         for route in table.routes:
             if route.method in ("POST", "PUT") and (route.method, route.template) not in NOT_FUZZED:
                 path = re.sub(

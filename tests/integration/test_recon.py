@@ -321,7 +321,7 @@ def test_automatic_reconstruction_can_be_turned_off(make_orthanc) -> None:
         30,
         "the study to become stable",
     )
-    assert orthanc.get("/api/jobs", params={"kind": "recon.fdk"}).json()["total"] == 0
+    assert orthanc.get("/api/jobs", params={"kind": "recon.reconstruct"}).json()["total"] == 0
     accepted = orthanc.post(
         "/api/reconstructions", json={"series": simulation["result"]["series"], "preview": True}
     )

@@ -14,12 +14,12 @@ import pydicom
 import pytest
 import tifffile
 
-from hounsfield.app import MIGRATIONS
+from hounsfield.app import migrations
 from hounsfield.db import Database, apply_migrations
 from hounsfield.jobs.context import JobContext
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.orthanc_http import OrthancHttpClient
-from hounsfield.recon import jobs
+from hounsfield.recon import tasks
 from tests.support.recon import reconstruction_of, upload_acquisition
 from tests.support.server import OrthancServer, wait_for
 
@@ -178,13 +178,13 @@ def test_a_retry_after_the_object_was_stored_answers_from_orthanc(
     first = archived(orthanc, response)
     job = orthanc.job(response.json()["id"])
     database = Database(tmp_path / "retry.db")  # only to make a Job: the handler never reports
-    apply_migrations(database, MIGRATIONS)
+    apply_migrations(database, migrations([]))
     queue = SqliteJobQueue(database)
     retry = dataclasses.replace(queue.enqueue("recon.archive", job["params"]), id=job["id"])
     token = orthanc.login("admin", orthanc.env["HOUNSFIELD_ADMIN_PASSWORD"])
     client = OrthancHttpClient(orthanc.base_url, token)
     assert not Path(job["params"]["spool"]).exists()
-    assert jobs.archive_upload(JobContext(queue, retry, "test", client)) == first
+    assert tasks.archive_upload(JobContext(queue, retry, "test", client)) == first
     assert reconstruction_of(orthanc, first["series"])["state"] == "succeeded"
 
 

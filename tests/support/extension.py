@@ -15,8 +15,8 @@ from typing import Any
 
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event
-from hounsfield.extensions import Registry
 from hounsfield.jobs.context import JobContext
+from hounsfield.registry import Registry
 
 EVENTS_LOG_VARIABLE = "HOUNSFIELD_TEST_EVENTS_LOG"
 

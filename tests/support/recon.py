@@ -47,7 +47,9 @@ def reconstruction_of(orthanc: OrthancServer, series_id: str, timeout: float = 1
     """The automatic reconstruction job of a projection series, once it has finished."""
 
     def find() -> dict | None:
-        jobs = orthanc.get("/api/jobs", params={"kind": "recon.fdk", "limit": 500}).json()["jobs"]
+        jobs = orthanc.get("/api/jobs", params={"kind": "recon.reconstruct", "limit": 500}).json()[
+            "jobs"
+        ]
         return next((job for job in jobs if job["params"]["series"] == series_id), None)
 
     job = wait_for(find, 30, f"a reconstruction job for series {series_id}")

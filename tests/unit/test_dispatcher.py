@@ -8,8 +8,8 @@ from hounsfield.db import Database
 from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
 from hounsfield.events.types import Event, EventRecord
-from hounsfield.extensions import ExtensionError, Registry
 from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.registry import ExtensionError, Registry
 
 
 class StudiesOnDisk:

@@ -17,23 +17,23 @@ class Study(BaseModel):
     slices: int
 
 
-@table.get("/api/studies/{study_id}/series/{number:int}")
+@table.get("/api/studies/{study_id}/series/{number:int}", open=True)
 def get_series(request: Request) -> dict:
     return {"params": request.path_params}
 
 
-@table.post("/api/studies")
+@table.post("/api/studies", open=True)
 def create_study(request: Request) -> Response:
     study = request.parse(Study)
     return Response.json(study.model_dump(), status=201, Location=f"/api/studies/{study.uid}")
 
 
-@table.get("/api/teapot")
+@table.get("/api/teapot", open=True)
 def teapot(request: Request) -> dict:
     raise HttpError(418, "short and stout", spout=True)
 
 
-@table.get("/api/broken")
+@table.get("/api/broken", open=True)
 def broken(request: Request) -> dict:
     raise KeyError("secret internals")
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 
 from hounsfield.db import Database
-from hounsfield.extensions import ExtensionError, Registry, load_extensions
 from hounsfield.jobs.context import JobContext
 from hounsfield.jobs.model import JobState
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.worker import Worker
+from hounsfield.registry import ExtensionError, Registry, load_extensions
 
 
 def make_worker(database: Database, **kinds) -> tuple[Worker, SqliteJobQueue]:

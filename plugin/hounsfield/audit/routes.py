@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hounsfield.audit import trail
+from hounsfield.auth.permissions import ADMIN
 from hounsfield.web import HttpError, Request, RouteTable
+
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
 
 routes = RouteTable()
 
@@ -18,7 +23,7 @@ FILTERS = {
 }
 
 
-@routes.get("/api/audit")
+@routes.get("/api/audit", roles=ADMIN)
 def list_audit(request: Request) -> dict[str, Any]:
     limit = request.query_value("limit", int, 100)
     offset = request.query_value("offset", int, 0)
@@ -27,7 +32,7 @@ def list_audit(request: Request) -> dict[str, Any]:
     filters = {
         column: request.query[name] for name, column in FILTERS.items() if request.query.get(name)
     }
-    entries, total = request.app.audit.query(
+    entries, total = request.services.audit.query(
         filters=filters,
         since=request.query_value("since"),
         until=request.query_value("until"),
@@ -37,6 +42,12 @@ def list_audit(request: Request) -> dict[str, Any]:
     return {"entries": entries, "total": total, "limit": limit, "offset": offset}
 
 
-@routes.get("/api/audit/verify")
+@routes.get("/api/audit/verify", roles=ADMIN)
 def verify_audit(request: Request) -> dict[str, Any]:
-    return request.app.audit.verify()
+    return request.services.audit.verify()
+
+
+def register(registry: Registry) -> None:
+    """Core: the hash-chained audit trail and its API."""
+    registry.migration(*trail.MIGRATIONS)
+    registry.routes(routes)

@@ -20,7 +20,7 @@ from http.cookies import CookieError, SimpleCookie
 
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditEntry
-from hounsfield.auth.permissions import RULES, Match, Rule, StudyRef, match
+from hounsfield.auth.permissions import Match, Rule, StudyRef, match
 from hounsfield.auth.roles import Role
 from hounsfield.auth.store import Session, SessionStore, UserStore
 from hounsfield.auth.studies import StudyResolver
@@ -77,7 +77,9 @@ class Gate:
         resolver: StudyResolver,
         recorder: AccessRecorder,
         limits: LimitsSection,
+        rules: list[Rule],
     ) -> None:
+        """``rules``: the permission table, first match deciding (``permissions``)."""
         self._service_token = service_token
         self.limits = limits
         self.tokens = tokens
@@ -85,6 +87,7 @@ class Gate:
         self.users = users
         self.resolver = resolver
         self.recorder = recorder
+        self.rules = rules
 
     def check(
         self,
@@ -98,19 +101,19 @@ class Gate:
         found: Match | None = None
         try:
             _check_shape(path, headers)
-            found = match(method, _route_key(path), RULES)
+            found = match(method, _route_key(path), self.rules)
             self._check_announced_body(found, headers)
-            if found is not None and found.rule.open:
+            if found is not None and found.rule.access.open:
                 return Decision(True)
             principal, session = self._authenticate(headers)
             cookie_write = principal.via_cookie and method not in SAFE_METHODS
             if cookie_write and (session is None or headers.get(CSRF_HEADER) != session.csrf_token):
                 raise Refused(403, "CSRF token missing or invalid (send X-CSRF-Token)")
-            if found is None or principal.role not in found.rule.roles:
+            if found is None or principal.role not in found.rule.access.roles:
                 raise Refused(403, f"{principal.role.value} may not {method} {path}")
             study_uid = self._study_of(found, query)
-            if principal.role is Role.REFERRER and found.rule.referrer_study:
-                allowed_keys = found.rule.referrer_query
+            if principal.role is Role.REFERRER and found.rule.access.study is not None:
+                allowed_keys = found.rule.access.referrer_query
                 if allowed_keys is not None and not set(query) <= allowed_keys:
                     raise Refused(403, "a referrer's search may name one linked study only")
                 linked = self.users.linked_studies(principal.username)
@@ -130,7 +133,7 @@ class Gate:
             raise Refused(
                 413, f"request body exceeds Limits.UploadBytes ({self.limits.upload_bytes} bytes)"
             )
-        open_door = found is not None and found.rule.open
+        open_door = found is not None and found.rule.access.open
         if open_door and (unknown or (length or 0) > self.limits.request_bytes):
             raise Refused(
                 413,
@@ -162,12 +165,12 @@ class Gate:
         return principal, session
 
     def _study_of(self, found: Match, query: Mapping[str, str]) -> str | None:
-        rule: Rule = found.rule
-        if rule.study_ref is None or rule.study_ref is StudyRef.ORTHANC_PATIENT:
+        study = found.rule.access.study
+        if study is None or study.ref is StudyRef.ORTHANC_PATIENT:
             return None
-        name = rule.referrer_study or ""
+        name = study.parameter
         value = query.get(name[1:]) if name.startswith("?") else found.params.get(name)
-        return self.resolver.study_uid(rule.study_ref, value) if value else None
+        return self.resolver.study_uid(study.ref, value) if value else None
 
     def _audit(
         self,
@@ -181,17 +184,17 @@ class Gate:
         reason: str,
         study_uid: str | None = None,
     ) -> None:
-        rule = found.rule if found else None
+        rule = found.rule.access if found else None
         if outcome == "allowed" and (rule is None or not rule.patient_data):
             return
         detail = {"method": method, "path": path}
         if reason:
             detail["reason"] = reason
-        if query and rule is not None and rule.action == "patient.search":
+        if query and rule is not None and rule.audit == "patient.search":
             detail["query"] = dict(query)
         self.recorder.record(
             AuditEntry(
-                action=(rule.action if rule and rule.patient_data else "access.denied"),
+                action=(rule.audit if rule and rule.patient_data else "access.denied"),
                 outcome=outcome,
                 username=principal.username if principal else None,
                 role=principal.role.value if principal else None,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hounsfield.auth.gate import ACCESS_COOKIE, Principal
+from hounsfield.auth import store, user_routes
+from hounsfield.auth.gate import ACCESS_COOKIE
+from hounsfield.auth.permissions import ANY_USER
 from hounsfield.auth.service import SignedIn
-from hounsfield.web import HttpError, Request, Response, RouteTable
+from hounsfield.web import Request, Response, RouteTable
+
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
 
 routes = RouteTable()
 
@@ -37,19 +42,13 @@ class OneTimePassword(BaseModel):
     otp: str = Field(min_length=6, max_length=8)
 
 
-def signed_in_principal(request: Request) -> Principal:
-    if request.principal is None:
-        raise HttpError(401, "authentication required")
-    return request.principal
-
-
 def _cookie(
     request: Request, name: str, value: str, *, path: str, max_age: int, http_only: bool = True
 ) -> str:
     parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}", "SameSite=Strict"]
     if http_only:
         parts.append("HttpOnly")
-    if request.app.settings.plugin.auth.secure_cookies:
+    if request.services.settings.plugin.auth.secure_cookies:
         parts.append("Secure")
     return "; ".join(parts)
 
@@ -64,7 +63,7 @@ def _session_response(request: Request, signed_in: SignedIn) -> Response:
             "user": signed_in.user.to_json(),
         }
     )
-    session_seconds = request.app.settings.plugin.auth.session_hours * 3600
+    session_seconds = request.services.settings.plugin.auth.session_hours * 3600
     response.cookies += [
         _cookie(
             request, ACCESS_COOKIE, signed_in.access_token, path="/", max_age=signed_in.expires_in
@@ -88,10 +87,10 @@ def _session_response(request: Request, signed_in: SignedIn) -> Response:
     return response
 
 
-@routes.post("/api/auth/login")
+@routes.post("/api/auth/login", open=True)
 def login(request: Request) -> Response:
     body = request.parse(Login)
-    signed_in = request.app.auth.login(
+    signed_in = request.core.auth.login(
         body.username,
         body.password,
         body.otp,
@@ -101,15 +100,15 @@ def login(request: Request) -> Response:
     return _session_response(request, signed_in)
 
 
-@routes.post("/api/auth/refresh")
+@routes.post("/api/auth/refresh", open=True)  # the refresh cookie authenticates
 def refresh(request: Request) -> Response:
-    signed_in = request.app.auth.refresh(request.cookie(REFRESH_COOKIE), ip=request.ip)
+    signed_in = request.core.auth.refresh(request.cookie(REFRESH_COOKIE), ip=request.ip)
     return _session_response(request, signed_in)
 
 
-@routes.post("/api/auth/logout")
+@routes.post("/api/auth/logout", roles=ANY_USER)
 def logout(request: Request) -> Response:
-    request.app.auth.logout(signed_in_principal(request), ip=request.ip)
+    request.core.auth.logout(request.user(), ip=request.ip)
     response = Response.json({"signedOut": True})
     response.cookies += [
         _cookie(request, ACCESS_COOKIE, "", path="/", max_age=0),
@@ -119,30 +118,37 @@ def logout(request: Request) -> Response:
     return response
 
 
-@routes.get("/api/auth/me")
+@routes.get("/api/auth/me", roles=ANY_USER)
 def me(request: Request) -> dict[str, Any]:
-    principal = signed_in_principal(request)
-    user = request.app.users.get(principal.username)
+    principal = request.user()
+    user = request.core.users.get(principal.username)
     return {**user.to_json(), "session": principal.session_id}
 
 
-@routes.post("/api/auth/password")
+@routes.post("/api/auth/password", roles=ANY_USER)
 def change_password(request: Request) -> dict[str, Any]:
     body = request.parse(PasswordChange)
-    request.app.auth.change_password(
-        signed_in_principal(request), body.current_password, body.new_password, ip=request.ip
+    request.core.auth.change_password(
+        request.user(), body.current_password, body.new_password, ip=request.ip
     )
     return {"passwordChanged": True}
 
 
-@routes.post("/api/auth/totp/setup")
+@routes.post("/api/auth/totp/setup", roles=ANY_USER)
 def begin_totp(request: Request) -> dict[str, Any]:
-    secret, uri = request.app.auth.begin_totp(signed_in_principal(request))
+    secret, uri = request.core.auth.begin_totp(request.user())
     return {"secret": secret, "otpauth_uri": uri}
 
 
-@routes.post("/api/auth/totp/confirm")
+@routes.post("/api/auth/totp/confirm", roles=ANY_USER)
 def confirm_totp(request: Request) -> dict[str, Any]:
     body = request.parse(OneTimePassword)
-    request.app.auth.confirm_totp(signed_in_principal(request), body.otp, ip=request.ip)
+    request.core.auth.confirm_totp(request.user(), body.otp, ip=request.ip)
     return {"totpEnabled": True}
+
+
+def register(registry: Registry) -> None:
+    """Core: users, sessions, sign-in and user administration."""
+    registry.migration(*store.MIGRATIONS)
+    registry.routes(routes)
+    registry.routes(user_routes.routes)

@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hounsfield.audit.trail import AuditEntry
+from hounsfield.auth.permissions import ADMIN
 from hounsfield.auth.roles import Role
-from hounsfield.auth.routes import signed_in_principal
 from hounsfield.auth.store import USERNAME, User, UserExists
 from hounsfield.web import HttpError, Request, Response, RouteTable
 
@@ -40,7 +40,7 @@ class UserChanges(BaseModel):
 
 
 def _user_or_404(request: Request) -> User:
-    user = request.app.users.get(request.path_params["name"])
+    user = request.core.users.get(request.path_params["name"])
     if user is None:
         raise HttpError(404, f"no user {request.path_params['name']!r}")
     return user
@@ -49,13 +49,13 @@ def _user_or_404(request: Request) -> User:
 def _user_json(request: Request, user: User) -> dict[str, Any]:
     payload = user.to_json()
     if user.role is Role.REFERRER:
-        payload["studies"] = sorted(request.app.users.linked_studies(user.username))
+        payload["studies"] = sorted(request.core.users.linked_studies(user.username))
     return payload
 
 
 def _audit(request: Request, action: str, target: str, detail: dict[str, Any]) -> None:
-    principal = signed_in_principal(request)
-    request.app.audit.append(
+    principal = request.user()
+    request.services.audit.append(
         AuditEntry(
             action,
             "allowed",
@@ -69,37 +69,37 @@ def _audit(request: Request, action: str, target: str, detail: dict[str, Any]) -
 
 
 def _keep_an_admin(request: Request, user: User) -> None:
-    if user.role is Role.ADMIN and request.app.users.count(role=Role.ADMIN) <= 1:
+    if user.role is Role.ADMIN and request.core.users.count(role=Role.ADMIN) <= 1:
         raise HttpError(409, "this is the last active admin; make another admin first")
 
 
-@routes.get("/api/users")
+@routes.get("/api/users", roles=ADMIN)
 def list_users(request: Request) -> dict[str, Any]:
-    return {"users": [_user_json(request, user) for user in request.app.users.list()]}
+    return {"users": [_user_json(request, user) for user in request.core.users.list()]}
 
 
-@routes.post("/api/users")
+@routes.post("/api/users", roles=ADMIN)
 def create_user(request: Request) -> Response:
     body = request.parse(NewUser)
     try:
-        user = request.app.auth.create_user(body.username, body.password, body.role)
+        user = request.core.auth.create_user(body.username, body.password, body.role)
     except UserExists as error:
         raise HttpError(409, f"user {body.username!r} already exists") from error
     if body.studies:
-        request.app.users.link_studies(user.username, body.studies)
+        request.core.users.link_studies(user.username, body.studies)
     _audit(request, "user.create", user.username, {"role": user.role.value})
     return Response.json(
         _user_json(request, user), status=201, Location=f"/api/users/{user.username}"
     )
 
 
-@routes.get("/api/users/{name}")
+@routes.get("/api/users/{name}", roles=ADMIN)
 def get_user(request: Request) -> dict[str, Any]:
     return _user_json(request, _user_or_404(request))
 
 
-@routes.route("PUT", "/api/users/{name}")
-@routes.route("PATCH", "/api/users/{name}")
+@routes.route("PUT", "/api/users/{name}", roles=ADMIN)
+@routes.route("PATCH", "/api/users/{name}", roles=ADMIN)
 def update_user(request: Request) -> dict[str, Any]:
     user = _user_or_404(request)
     body = request.parse(UserChanges)
@@ -114,15 +114,15 @@ def update_user(request: Request) -> dict[str, Any]:
     if body.totp is False:
         changes.update(totp_enabled=0, totp_secret=None)
     if body.unlock:
-        request.app.users.clear_failures(user.username)
+        request.core.users.clear_failures(user.username)
     if body.password is not None:
-        request.app.auth.set_password(user.username, body.password)
+        request.core.auth.set_password(user.username, body.password)
     if changes:
-        request.app.users.update(user.username, **changes)
+        request.core.users.update(user.username, **changes)
     if {"role", "disabled"} & changes.keys() or body.password is not None:
-        request.app.sessions.revoke_user(user.username, "changed by an admin")
+        request.core.sessions.revoke_user(user.username, "changed by an admin")
     if body.studies is not None:
-        request.app.users.link_studies(user.username, body.studies)
+        request.core.users.link_studies(user.username, body.studies)
     _audit(
         request,
         "user.update",
@@ -134,13 +134,13 @@ def update_user(request: Request) -> dict[str, Any]:
         }
         | ({"password": "reset"} if body.password else {}),
     )
-    return _user_json(request, request.app.users.get(user.username))
+    return _user_json(request, request.core.users.get(user.username))
 
 
-@routes.route("DELETE", "/api/users/{name}")
+@routes.route("DELETE", "/api/users/{name}", roles=ADMIN)
 def delete_user(request: Request) -> dict[str, Any]:
     user = _user_or_404(request)
     _keep_an_admin(request, user)
-    request.app.users.delete(user.username)
+    request.core.users.delete(user.username)
     _audit(request, "user.delete", user.username, {})
     return {"deleted": user.username}

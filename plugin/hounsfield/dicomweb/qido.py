@@ -83,7 +83,7 @@ def search_studies(request: Request, root: str) -> Response:
         # A list of values is comma-separated in QIDO, backslash-separated for Orthanc.
         query[f"{tag[:4]},{tag[4:]}"] = value.replace("\\", "").replace(",", "\\")
         fields.add(tag)
-    settings = request.app.settings.orthanc_config.get("DicomWeb", {})
+    settings = request.services.settings.orthanc_config.get("DicomWeb", {})
     find: dict[str, Any] = {
         "Level": "Study",
         "Query": query,
@@ -93,7 +93,7 @@ def search_studies(request: Request, root: str) -> Response:
     }
     if "QidoCaseSensitive" in settings:
         find["CaseSensitive"] = bool(settings["QidoCaseSensitive"])
-    orthanc = request.app.orthanc
+    orthanc = request.services.orthanc
     try:
         studies = orthanc.post_json("/tools/find", find)
     except OrthancError as error:

@@ -46,7 +46,7 @@ def retrieve_study(request: Request, study_uid: str) -> Response:
     accept = request.headers.get("accept", "")
     syntax = _wanted_syntax(accept)
     insisted = syntax is not None and "transfer-syntax" in accept.lower()
-    orthanc = request.app.orthanc
+    orthanc = request.services.orthanc
     study = orthanc.find_study(study_uid)
     if study is None:
         raise HttpError(404, f"no study {study_uid}")

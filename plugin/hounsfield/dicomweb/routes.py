@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hounsfield.auth.permissions import ACQUISITION, READERS, Study, StudyRef
 from hounsfield.dicomweb import ROOT
 from hounsfield.dicomweb.qido import search_studies
 from hounsfield.dicomweb.retrieve import retrieve_study
 from hounsfield.dicomweb.stow import store_parts
 from hounsfield.web import Request, Response, RouteTable
 
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
+
 routes = RouteTable()
 
 
-@routes.get(ROOT + "studies")
+# A referrer may search for one linked study by its UID: that is how a viewer (OHIF) opens
+# a study from a link. Any other search stays with staff.
+@routes.get(
+    ROOT + "studies",
+    roles=READERS,
+    audit="patient.search",
+    study=Study(StudyRef.STUDY_UID, "?StudyInstanceUID"),
+    referrer_query=("StudyInstanceUID", "limit", "offset", "fuzzymatching", "includefield"),
+)
 def get_studies(request: Request) -> Response:
     return search_studies(request, ROOT)
 
 
-@routes.post(ROOT + "studies")
+@routes.post(ROOT + "studies", roles=ACQUISITION, audit="study.store")
 def post_studies(request: Request) -> Response:
     return store_parts(request, ROOT, None)
 
 
-@routes.get(ROOT + "studies/{study_uid}")
+@routes.get(
+    ROOT + "studies/{study_uid}",
+    roles=READERS,
+    audit="study.view",
+    study=Study(StudyRef.STUDY_UID, "study_uid"),
+)
 def get_study(request: Request) -> Response:
     return retrieve_study(request, request.path_params["study_uid"])
 
 
-@routes.post(ROOT + "studies/{study_uid}")
+@routes.post(ROOT + "studies/{study_uid}", roles=ACQUISITION, audit="study.store")
 def post_study(request: Request) -> Response:
     return store_parts(request, ROOT, request.path_params["study_uid"])
+
+
+def register(registry: Registry) -> None:
+    """Core: the DICOMweb routes the plugin answers itself."""
+    registry.routes(routes)

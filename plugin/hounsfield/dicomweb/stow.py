@@ -41,14 +41,14 @@ def store_parts(request: Request, root: str, study_uid: str | None) -> Response:
     for part in parts:
         if part.headers.get("content-type") and part.content_type != DICOM:
             raise HttpError(415, f"a part is {part.content_type}; every part must be {DICOM}")
-    base = base_url(request, request.app.settings.orthanc_config.get("DicomWeb", {}), root)
+    base = base_url(request, request.services.settings.orthanc_config.get("DicomWeb", {}), root)
     stored: list[DicomJson] = []
     failed: list[DicomJson] = []
     warnings: list[str] = []
     studies: set[str] = set()
     for part in parts:
         try:
-            result = request.app.intake.store(
+            result = request.core.intake.store(
                 bytes(part.content), sender_of(request), ROAD, study_uid=study_uid
             )
         except Refused as refused:

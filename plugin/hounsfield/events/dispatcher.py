@@ -17,9 +17,10 @@ import sqlite_utils
 
 from hounsfield.clock import now_iso
 from hounsfield.db import Database, Migration
+from hounsfield.events import stability
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event, EventRecord
-from hounsfield.extensions import BoundHandler, Registry
+from hounsfield.registry import BoundHandler, Registry
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +147,8 @@ class EventDispatcher:
             " VALUES (?, ?, ?, ?, ?)",
             (record.id, bound.name, outcome, error, now_iso()),
         )
+
+
+def register(registry: Registry) -> None:
+    """Core: durable event delivery, and studies still settling."""
+    registry.migration(*MIGRATIONS, *stability.MIGRATIONS)

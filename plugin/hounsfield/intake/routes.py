@@ -13,14 +13,19 @@ GET /instances is Orthanc's listing, passed through unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from hounsfield.auth.permissions import ACQUISITION
+from hounsfield.auth.roles import STAFF
 from hounsfield.intake.archive import is_zip, members
 from hounsfield.intake.store import Refused, Sender
 from hounsfield.orthanc_api import OrthancError
 from hounsfield.untrusted import InputRefused
 from hounsfield.web import HttpError, Request, Response, RouteTable
+
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
 
 routes = RouteTable()
 ROAD = "REST API"
@@ -33,23 +38,23 @@ def sender_of(request: Request) -> Sender:
     return Sender(principal.username, principal.role.value, request.ip)
 
 
-@routes.get("/instances")
+@routes.get("/instances", roles=STAFF, audit="patient.search")
 def list_instances(request: Request) -> Any:
     query = f"?{urlencode(request.query)}" if request.query else ""
     try:
-        return request.app.orthanc.get_json(f"/instances{query}")
+        return request.services.orthanc.get_json(f"/instances{query}")
     except OrthancError as error:
         raise HttpError(error.status, str(error)) from error
 
 
-@routes.post("/instances")
+@routes.post("/instances", roles=ACQUISITION, audit="study.store")
 def store_instances(request: Request) -> Response:
     if len(request.body) > request.limits.upload_bytes:
         raise HttpError(413, "upload exceeds Limits.UploadBytes", limit="Limits.UploadBytes")
     if is_zip(request.body):
         return _store_archive(request)
     try:
-        stored = request.app.intake.store(request.body, sender_of(request), ROAD)
+        stored = request.core.intake.store(request.body, sender_of(request), ROAD)
         return Response.json(stored.answer)
     except Refused as refused:
         raise _refusal_error(refused) from refused
@@ -68,7 +73,7 @@ def _refusal_error(refused: Refused) -> HttpError:
 def _store_archive(request: Request) -> Response:
     """Orthanc's answer for each stored file, then the refused (corrupt) and skipped (not
     DICOM) ones: 200 when none was refused, 400 otherwise (the others stay stored)."""
-    limits, intake, sender = request.limits, request.app.intake, sender_of(request)
+    limits, intake, sender = request.limits, request.core.intake, sender_of(request)
     answers: list[dict[str, Any]] = []
     refused = False
     try:
@@ -85,3 +90,8 @@ def _store_archive(request: Request) -> Response:
     except InputRefused as refusal:
         raise HttpError.refused(refusal) from refusal
     return Response.json(answers, status=400 if refused else 200)
+
+
+def register(registry: Registry) -> None:
+    """Core: Orthanc's upload route, answered by us (see ``intake``)."""
+    registry.routes(routes)

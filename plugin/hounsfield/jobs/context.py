@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hounsfield.jobs.model import Job
-from hounsfield.orthanc_http import OrthancHttpClient
+from hounsfield.orthanc_api import OrthancApi
 
 if TYPE_CHECKING:
     from hounsfield.jobs.queue import JobQueue
@@ -22,7 +22,7 @@ class JobContext:
     """Parameters of the job and a way to report progress (which also notices cancellation)."""
 
     def __init__(
-        self, queue: JobQueue, job: Job, worker: str, orthanc: OrthancHttpClient | None = None
+        self, queue: JobQueue, job: Job, worker: str, orthanc: OrthancApi | None = None
     ) -> None:
         self.job = job
         self._queue = queue
@@ -36,7 +36,7 @@ class JobContext:
         return self.job.params
 
     @property
-    def orthanc(self) -> OrthancHttpClient:
+    def orthanc(self) -> OrthancApi:
         """Orthanc's REST API, authenticated as the worker service account."""
         if self._orthanc is None:
             raise RuntimeError("this worker was started without access to Orthanc")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hounsfield.auth.permissions import ACQUISITION
+from hounsfield.auth.roles import STAFF
+from hounsfield.jobs import queue
 from hounsfield.jobs.model import Job, JobState
 from hounsfield.web import HttpError, Request, Response, RouteTable
+
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
 
 routes = RouteTable()
 
@@ -24,7 +30,7 @@ class JobSubmission(BaseModel):
 
 def _job_or_404(request: Request) -> Job:
     job_id = request.path_params["job_id"]
-    job = request.app.jobs.get(job_id)
+    job = request.services.jobs.get(job_id)
     if job is None:
         raise HttpError(404, f"no job {job_id}")
     return job
@@ -37,7 +43,7 @@ def _state(value: str) -> JobState:
         raise ValueError(value) from None
 
 
-@routes.get("/api/jobs")
+@routes.get("/api/jobs", roles=STAFF)
 def list_jobs(request: Request) -> dict[str, Any]:
     state = request.query_value("state", _state)
     kind = request.query_value("kind")
@@ -47,7 +53,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
         raise HttpError(400, f"query parameter 'limit' must be between 1 and {MAX_PAGE}")
     if offset < 0:
         raise HttpError(400, "query parameter 'offset' must not be negative")
-    queue = request.app.jobs
+    queue = request.services.jobs
     jobs = queue.list(state=state, kind=kind, limit=limit, offset=offset)
     return {
         "jobs": [job.to_json() for job in jobs],
@@ -57,25 +63,31 @@ def list_jobs(request: Request) -> dict[str, Any]:
     }
 
 
-@routes.post("/api/jobs")
+@routes.post("/api/jobs", roles=ACQUISITION)
 def submit_job(request: Request) -> Response:
     submission = request.parse(JobSubmission)
-    registry = request.app.registry
+    registry = request.services.registry
     known = set(registry.job_kinds) - registry.internal_job_kinds
     if submission.kind not in known:
         raise HttpError(400, f"unknown job kind {submission.kind!r}", known=sorted(known))
-    job = request.app.submit(submission.kind, submission.params, priority=submission.priority)
+    job = request.services.submit(submission.kind, submission.params, priority=submission.priority)
     return Response.json(job.to_json(), status=201, Location=f"/api/jobs/{job.id}")
 
 
-@routes.get("/api/jobs/{job_id:int}")
+@routes.get("/api/jobs/{job_id:int}", roles=STAFF)
 def get_job(request: Request) -> dict[str, Any]:
     return _job_or_404(request).to_json()
 
 
-@routes.post("/api/jobs/{job_id:int}/cancel")
+@routes.post("/api/jobs/{job_id:int}/cancel", roles=ACQUISITION)
 def cancel_job(request: Request) -> dict[str, Any]:
     job = _job_or_404(request)
     if job.state.finished:
         raise HttpError(409, f"job {job.id} already finished: {job.state.value}", job=job.to_json())
-    return request.app.jobs.request_cancel(job.id).to_json()
+    return request.services.jobs.request_cancel(job.id).to_json()
+
+
+def register(registry: Registry) -> None:
+    """Core: the durable job queue and its API."""
+    registry.migration(*queue.MIGRATIONS)
+    registry.routes(routes)

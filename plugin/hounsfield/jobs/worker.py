@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import logging
 import os
 import select
@@ -17,13 +18,15 @@ import signal
 import sys
 import threading
 import traceback
+from pathlib import Path
 
+from hounsfield.app import build_registry
 from hounsfield.db import Database
-from hounsfield.extensions import Registry, load_extensions
 from hounsfield.jobs.context import JobCancelled, JobContext
 from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.orthanc_http import URL_VARIABLE, OrthancHttpClient
+from hounsfield.registry import Registry
 
 log = logging.getLogger("hounsfield.worker")
 
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--extension", action="append", default=[])
+    parser.add_argument("--configuration", help="Orthanc's configuration as JSON (a file)")
     args = parser.parse_args(argv)
 
     die_with_parent(args.parent_pid)
@@ -101,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO,
         format=f"%(asctime)s worker[{args.slot}/{os.getpid()}] %(levelname)s %(message)s",
     )
-    registry = Registry()
-    load_extensions(args.extension, registry)
+    configuration = json.loads(Path(args.configuration).read_text()) if args.configuration else {}
+    registry = build_registry(args.extension, configuration)
     queue = SqliteJobQueue(Database(args.database))
     orthanc = OrthancHttpClient.from_environment() if URL_VARIABLE in os.environ else None
     name = f"{args.node}/{args.slot}/{os.getpid()}"

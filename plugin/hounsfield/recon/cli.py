@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             (j for j in listing["jobs"] if j["params"]["series"] == simulated["series"]), None
         )
 
-    queued = client.wait("/api/jobs?kind=recon.fdk&limit=100", automatic, args.timeout)
+    queued = client.wait("/api/jobs?kind=recon.reconstruct&limit=100", automatic, args.timeout)
     print(f"reconstruction queued when the study became stable: job {queued['id']}")
     done = client.wait(f"/api/reconstructions/{queued['id']}", finished, args.timeout)["result"]
     print(

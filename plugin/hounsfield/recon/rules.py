@@ -18,8 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_pascal
 
-from hounsfield.config import load_section
-
 SECTION = "HounsfieldRecon"
 
 
@@ -30,10 +28,6 @@ class DetectionRules(BaseModel):
     modalities: frozenset[str] = frozenset({"XA", "RF", "DX", "CR"})
     minimum_frames: int = Field(2, ge=2, le=100_000)
     max_projections: int = Field(10_000, ge=3, le=100_000)  # in one TIFF upload
-
-    @classmethod
-    def from_configuration(cls, configuration: Mapping[str, Any]) -> DetectionRules:
-        return load_section(cls, configuration, SECTION)
 
     def matches(self, tags: Mapping[str, Any]) -> bool:
         """On Orthanc's tags of one instance. Orthanc's JSON gives long values (one angle

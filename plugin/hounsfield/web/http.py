@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
 
@@ -14,6 +14,10 @@ from hounsfield.config import LimitsSection
 from hounsfield.untrusted import InputRefused
 from hounsfield.untrusted.jsontext import parse_json
 from hounsfield.web.multipart import Part, iter_parts
+
+if TYPE_CHECKING:
+    from hounsfield.auth.gate import Principal
+    from hounsfield.services import CoreServices, Services
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -68,9 +72,27 @@ class Request:
     body: bytes = b""
     path_params: dict[str, Any] = field(default_factory=dict)
     limits: LimitsSection = field(default_factory=LimitsSection)
-    app: Any = None
-    principal: Any = None  # the signed-in user, set by the gate
+    principal: Principal | None = None  # the signed-in user, set by the gate
     ip: str = ""
+    bound: CoreServices | None = None  # set by the application as the request comes in
+
+    @property
+    def services(self) -> Services:
+        """What a route handler may use (``hounsfield.services``)."""
+        return self.core
+
+    @property
+    def core(self) -> CoreServices:
+        """The same, with the accounts and storing that only core routes use."""
+        if self.bound is None:
+            raise RuntimeError("the request was not handed over by the application")
+        return self.bound
+
+    def user(self) -> Principal:
+        """The signed-in user; 401 when there is none (an open route)."""
+        if self.principal is None:
+            raise HttpError(401, "authentication required")
+        return self.principal
 
     def cookie(self, name: str) -> str | None:
         try:

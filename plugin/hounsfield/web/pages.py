@@ -1,14 +1,20 @@
-"""Our own pages, served from the repository's ``html/`` folder (only the files listed),
-and what a browser without a session gets on any of our pages: the sign-in page."""
+"""Pages: files served from a folder (only those listed) behind the gate, the sign-in page
+among them, and what a browser without a session gets on any page: the sign-in page."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from hounsfield.auth.roles import Role
 from hounsfield.web.http import HttpError, Request, Response
 from hounsfield.web.router import RouteTable
+
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
 
 PAGES_DIRECTORY = Path(__file__).resolve().parents[3] / "html"
 LOGIN_ASSETS = {
@@ -17,15 +23,7 @@ LOGIN_ASSETS = {
     "session.js": "text/javascript",  # keeps signed-in pages signed in (viewer, Explorer)
 }
 
-RECON_ASSETS = {"recon.js": "text/javascript", "recon.css": "text/css; charset=utf-8"}
-# Paths our callbacks answer with pages: a refused visitor is sent to sign in there.
-PAGE_PREFIXES = ("/ohif", "/recon")
-
 routes = RouteTable()
-
-
-def is_page(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in PAGE_PREFIXES)
 
 
 def sign_in_page(request: Request) -> Response:
@@ -40,40 +38,52 @@ def sign_in_page(request: Request) -> Response:
     return Response(401, body, "text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
-def page_file(name: str) -> bytes:
-    return (PAGES_DIRECTORY / name).read_bytes()
-
-
-def _page(name: str) -> Response:
-    """An HTML page of ours: never cached, so a new version shows at once."""
+def _page(path: Path) -> Response:
+    """An HTML page: never cached, so a new version shows at once."""
     return Response(
-        200, page_file(name), "text/html; charset=utf-8", headers={"Cache-Control": "no-store"}
+        200, path.read_bytes(), "text/html; charset=utf-8", headers={"Cache-Control": "no-store"}
     )
 
 
-def _asset(request: Request, listed: dict[str, str]) -> Response:
+def _asset(request: Request, folder: Path, listed: Mapping[str, str]) -> Response:
     name = request.path_params["asset"]
     if name not in listed:
         raise HttpError(404, f"no such file: {name}")
-    return Response(200, page_file(name), listed[name])
+    return Response(200, (folder / name).read_bytes(), listed[name])
 
 
-@routes.get("/login")
+def page_routes(
+    prefix: str,
+    folder: Path,
+    index: str,
+    assets: Mapping[str, str],
+    roles: Iterable[Role],
+) -> RouteTable:
+    """A page at ``prefix`` (the HTML file ``index``) and its ``assets`` (file name: content
+    type) at ``prefix/<name>``, all from ``folder``, for ``roles``."""
+    table, allowed = RouteTable(), frozenset(roles)
+
+    @table.get(prefix, roles=allowed, page=True)
+    def page(request: Request) -> Response:
+        return _page(folder / index)
+
+    @table.get(prefix + "/{asset}", roles=allowed, page=True)
+    def asset(request: Request) -> Response:
+        return _asset(request, folder, assets)
+
+    return table
+
+
+@routes.get("/login", open=True)
 def login_page(request: Request) -> Response:
-    return _page("login.html")
+    return _page(PAGES_DIRECTORY / "login.html")
 
 
-@routes.get("/login/{asset}")
+@routes.get("/login/{asset}", open=True)
 def login_asset(request: Request) -> Response:
-    return _asset(request, LOGIN_ASSETS)
+    return _asset(request, PAGES_DIRECTORY, LOGIN_ASSETS)
 
 
-@routes.get("/recon")
-def recon_page(request: Request) -> Response:
-    """Technicians' reconstruction page: runs of a projection series, new runs, their QC."""
-    return _page("recon.html")
-
-
-@routes.get("/recon/{asset}")
-def recon_asset(request: Request) -> Response:
-    return _asset(request, RECON_ASSETS)
+def register(registry: Registry) -> None:
+    """Core: the sign-in page."""
+    registry.routes(routes)

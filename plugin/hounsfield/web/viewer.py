@@ -11,9 +11,14 @@ from __future__ import annotations
 import mimetypes
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from hounsfield.auth.permissions import ANY_USER
 from hounsfield.web.http import HttpError, Request, Response
 from hounsfield.web.router import RouteTable
+
+if TYPE_CHECKING:
+    from hounsfield.registry import Registry
 
 VIEWER_DIRECTORY = Path(__file__).resolve().parents[3] / "ohif" / "dist"
 PREFIX = "/ohif"
@@ -44,8 +49,8 @@ def _answer(path: Path) -> Response:
     )
 
 
-@routes.get(PREFIX)
-@routes.get(PREFIX + "/{relative:path}")
+@routes.get(PREFIX, roles=ANY_USER, page=True)
+@routes.get(PREFIX + "/{relative:path}", roles=ANY_USER, page=True)
 def viewer(request: Request) -> Response:
     relative = request.path_params.get("relative", "")
     found = _file(relative) if relative else None
@@ -54,3 +59,8 @@ def viewer(request: Request) -> Response:
     if Path(relative).suffix:
         raise HttpError(404, f"no such file: {relative}")  # an asset, not one of the app's pages
     return _answer(VIEWER_DIRECTORY / "index.html")
+
+
+def register(registry: Registry) -> None:
+    """Core: the viewer (OHIF) at /ohif."""
+    registry.routes(routes)

@@ -2,23 +2,50 @@ from __future__ import annotations
 
 import pytest
 
-from hounsfield.auth.permissions import RULES, StudyRef, match
+from hounsfield.app import build_registry
+from hounsfield.auth.permissions import (
+    ADMIN_CATCH_ALL,
+    ORTHANC_DOORS,
+    Match,
+    PermissionMissing,
+    StudyRef,
+)
+from hounsfield.auth.permissions import match as match_in
 from hounsfield.auth.roles import Role
+from hounsfield.web import Router, RouteTable
+
+# The table the gate uses: every feature's routes (reconstruction's included), then
+# Orthanc's doors, then the admin catch-all.
+RULES = [
+    *Router(build_registry(["hounsfield.recon"], {}).route_tables).rules(),
+    *ORTHANC_DOORS,
+    ADMIN_CATCH_ALL,
+]
+
+
+def match(method: str, path: str) -> Match | None:
+    return match_in(method, path, RULES)
 
 
 def roles_for(method: str, path: str) -> set[Role]:
     found = match(method, path)
-    return set(found.rule.roles) if found else set()
+    return set(found.rule.access.roles) if found else set()
 
 
 def test_open_doors_are_exactly_sign_in_refresh_and_health() -> None:
-    open_rules = {(tuple(sorted(r.methods)), r.template) for r in RULES if r.open}
+    open_rules = {(tuple(sorted(r.methods)), r.template) for r in RULES if r.access.open}
     assert open_rules == {
         (("POST",), "/api/auth/login"),
         (("POST",), "/api/auth/refresh"),
         (("GET",), "/api/health"),
-        (("GET",), "/login/**"),
+        (("GET",), "/login"),
+        (("GET",), "/login/{asset}"),
     }
+
+
+def test_a_route_without_a_permission_is_refused_where_it_is_declared() -> None:
+    with pytest.raises(PermissionMissing, match=r"route GET /api/forgotten: give the roles"):
+        RouteTable().get("/api/forgotten")
 
 
 @pytest.mark.parametrize(
@@ -37,9 +64,9 @@ def test_open_doors_are_exactly_sign_in_refresh_and_health() -> None:
 )
 def test_study_routes_name_their_study(method, path, ref, parameter) -> None:
     found = match(method, path)
-    assert found.rule.study_ref is ref
-    assert found.params[found.rule.referrer_study] == parameter
-    assert Role.REFERRER in found.rule.roles
+    assert found.rule.access.study.ref is ref
+    assert found.params[found.rule.access.study.parameter] == parameter
+    assert Role.REFERRER in found.rule.access.roles
 
 
 @pytest.mark.parametrize(
@@ -64,10 +91,10 @@ def test_a_referrer_searches_studies_only_by_a_linked_uid() -> None:
     """The viewer opens a study by searching for its UID; the gate checks the UID is linked
     and that nothing else in the query could widen the search."""
     found = match("GET", "/dicom-web/studies")
-    assert Role.REFERRER in found.rule.roles
-    assert found.rule.referrer_study == "?StudyInstanceUID"
-    assert "0020000D" not in found.rule.referrer_query
-    assert "PatientID" not in found.rule.referrer_query
+    assert Role.REFERRER in found.rule.access.roles
+    assert found.rule.access.study.parameter == "?StudyInstanceUID"
+    assert "0020000D" not in found.rule.access.referrer_query
+    assert "PatientID" not in found.rule.access.referrer_query
 
 
 def test_unknown_routes_and_methods_fall_to_admins_only() -> None:
@@ -80,4 +107,5 @@ def test_unknown_routes_and_methods_fall_to_admins_only() -> None:
 def test_templates_match_whole_segments_only() -> None:
     assert match("GET", "/studies-x/abc").rule.template == "/**"
     assert match("GET", "/systemx").rule.template == "/**"
-    assert match("GET", "/api/jobs/7").rule.roles == match("GET", "/api/jobs").rule.roles
+    assert match("GET", "/api/jobs/7").rule.access == match("GET", "/api/jobs").rule.access
+    assert match("GET", "/api/jobs/seven").rule is ADMIN_CATCH_ALL  # not a job id

@@ -17,6 +17,7 @@ from hounsfield.recon.projections import (
     read_acquisition,
 )
 from hounsfield.recon.rules import DetectionRules
+from hounsfield.registry import Registry
 
 ANGLES = tuple(float(a) for a in np.linspace(0, 358, 180))
 
@@ -79,14 +80,16 @@ def test_projections_round_trip_through_dicom() -> None:
         "PositionerPrimaryAngleIncrement": "0\\2",
     }
     assert DetectionRules().matches(tags)
-    assert not DetectionRules.from_configuration(
-        {"HounsfieldRecon": {"MinimumFrames": 500}}
-    ).matches(tags)
-    assert not DetectionRules.from_configuration(
-        {"HounsfieldRecon": {"Modalities": ["RF"]}}
-    ).matches(tags)
+
+    def rules(section: dict) -> DetectionRules:
+        return Registry(configuration={"HounsfieldRecon": section}).section(
+            DetectionRules, "HounsfieldRecon"
+        )
+
+    assert not rules({"MinimumFrames": 500}).matches(tags)
+    assert not rules({"Modalities": ["RF"]}).matches(tags)
     with pytest.raises(ConfigError, match=r"HounsfieldRecon\.MinimumFrames"):
-        DetectionRules.from_configuration({"HounsfieldRecon": {"MinimumFrames": 1}})
+        rules({"MinimumFrames": 1})
     acquisition = read_acquisition(ds)
     assert acquisition.geometry == original
     assert acquisition.i0 == 60000.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,11 +158,7 @@ def _archive(
 
 def _already_archived(job: JobContext, uid_seed: str) -> dict[str, Any]:
     """A retry after the object was stored and its spool removed: answer from Orthanc."""
-    sop_instance_uid = projection_instance_uid(uid_seed)
-    found = json.loads(
-        job.orthanc.request("POST", "/tools/lookup", sop_instance_uid.encode(), "text/plain")
-    )
-    instance = next((item["ID"] for item in found if item["Type"] == "Instance"), None)
+    instance = job.orthanc.find_instance(projection_instance_uid(uid_seed))
     if instance is None:
         raise ProjectionError(f"upload {job.params['spool']} is no longer spooled")
     series = job.orthanc.get_json(f"/instances/{instance}")["ParentSeries"]

@@ -1,32 +1,36 @@
-"""How reconstruction plugs in: job kinds, the stable-study hook, the REST routes."""
+"""Reconstruction's HTTP routes, and its stable-study hook."""
 
 from __future__ import annotations
 
-import functools
-import importlib
 from pathlib import Path
 from typing import Any
 
-from hounsfield.events.context import EventContext
-from hounsfield.events.types import Event
-from hounsfield.extensions import Registry
+from hounsfield.api import (
+    ACQUISITION,
+    STAFF,
+    EventContext,
+    HttpError,
+    OrthancError,
+    Request,
+    Response,
+    RouteTable,
+    validated,
+)
 from hounsfield.jobs.model import JobState
 from hounsfield.jobs.queue import JobQueue
-from hounsfield.orthanc_api import OrthancError
-from hounsfield.recon import candidates, jobs, spool
+from hounsfield.recon import spool
 from hounsfield.recon.candidates import ProjectionSeries, ProjectionSeriesStore, assess
 from hounsfield.recon.geometry import GeometryError
+from hounsfield.recon.kinds import ARCHIVE, RECONSTRUCT, SIMULATE
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
 from hounsfield.recon.projections import ProjectionError
-from hounsfield.recon.rules import DetectionRules
+from hounsfield.recon.rules import SECTION, DetectionRules
 from hounsfield.recon.upload import (
     GeometryParameters,
     acquisition_geometry,
     inspect_projections,
     with_rtk_geometry,
 )
-from hounsfield.web import HttpError, Request, Response, RouteTable
-from hounsfield.web.http import validated
 
 routes = RouteTable()
 SPOOL_FOLDER = "spool"
@@ -43,21 +47,21 @@ def assess_stable_study(context: EventContext, rules: DetectionRules) -> None:
             continue
         store.record(verdict)
         if verdict.reconstructable and rules.automatic:
-            context.enqueue("recon.fdk", {"series": series_id}, key=f"recon:auto:{series_id}")
+            context.enqueue(RECONSTRUCT, {"series": series_id}, key=f"recon:auto:{series_id}")
 
 
-@routes.post("/api/acquisitions/simulate")
+@routes.post("/api/acquisitions/simulate", roles=ACQUISITION, audit="study.store")
 def simulate_acquisition(request: Request) -> Response:
     body = request.parse(SimulationRequest)
     try:
         body.geometry()
     except GeometryError as error:
         raise HttpError(400, f"impossible geometry: {error}") from error
-    job = request.app.submit("recon.simulate", body.model_dump())
+    job = request.services.submit(SIMULATE, body.model_dump())
     return Response.json(job.to_json(), status=202, Location=f"/api/jobs/{job.id}")
 
 
-@routes.post("/api/acquisitions")
+@routes.post("/api/acquisitions", roles=ACQUISITION, audit="study.store")
 def upload_acquisition(request: Request) -> Response:
     """16-bit TIFF projections (``projections``, one multi-page file or one per projection)
     with ``geometry`` (JSON parameters) and optionally ``rtk_geometry`` (RTK's XML).
@@ -70,7 +74,7 @@ def upload_acquisition(request: Request) -> Response:
         raise HttpError(400, "send a 'geometry' JSON part and 'projections' TIFF part(s)")
     parameters = validated(GeometryParameters, request.parse_json(fields["geometry"][0]))
     limits = request.limits
-    rules = DetectionRules.from_configuration(request.app.registry.configuration)
+    rules = request.services.registry.section(DetectionRules, SECTION)
     try:
         if "rtk_geometry" in fields:
             parameters = with_rtk_geometry(
@@ -81,8 +85,8 @@ def upload_acquisition(request: Request) -> Response:
             )
     except ProjectionError as error:
         raise HttpError(400, str(error)) from error
-    spool_root = request.app.settings.data_directory / SPOOL_FOLDER
-    spool.prune_abandoned(spool_root, _waiting_uploads(request.app.jobs))
+    spool_root = request.services.settings.data_directory / SPOOL_FOLDER
+    spool.prune_abandoned(spool_root, _waiting_uploads(request.services.jobs))
     # Spooled first: the TIFF headers are read from the files, never copied in memory.
     upload = spool.spool(spool_root, fields["projections"], parameters.model_dump_json().encode())
     try:
@@ -91,7 +95,7 @@ def upload_acquisition(request: Request) -> Response:
     except ProjectionError as error:
         spool.discard(upload.directory)
         raise HttpError(400, str(error)) from error
-    job = request.app.submit("recon.archive", {"spool": str(upload.directory)})
+    job = request.services.submit(ARCHIVE, {"spool": str(upload.directory)})
     return Response.json(
         {
             **job.to_json(),
@@ -109,20 +113,20 @@ def _waiting_uploads(queue: JobQueue) -> set[Path]:
     return {
         Path(job.params["spool"])
         for state in (JobState.QUEUED, JobState.RUNNING)
-        for job in queue.list(state=state, kind="recon.archive", limit=10_000, offset=0)
+        for job in queue.list(state=state, kind=ARCHIVE, limit=10_000, offset=0)
     }
 
 
 def _verdict(request: Request, series_id: str) -> ProjectionSeries | None:
     """The recorded verdict on a series, or one made now (a series stored while the
     extension was off, or not yet stable); 404 when Orthanc has no such series."""
-    store = ProjectionSeriesStore(request.app.db)
+    store = ProjectionSeriesStore(request.services.db)
     verdict = store.get(series_id)
     if verdict is not None:
         return verdict
-    rules = DetectionRules.from_configuration(request.app.registry.configuration)
+    rules = request.services.registry.section(DetectionRules, SECTION)
     try:
-        verdict = assess(request.app.orthanc, series_id, rules)
+        verdict = assess(request.services.orthanc, series_id, rules)
     except OrthancError as error:
         raise HttpError(404, f"no series {series_id!r}") from error
     if verdict is not None:
@@ -130,7 +134,7 @@ def _verdict(request: Request, series_id: str) -> ProjectionSeries | None:
     return verdict
 
 
-@routes.post("/api/reconstructions")
+@routes.post("/api/reconstructions", roles=ACQUISITION)
 def request_reconstruction(request: Request) -> Response:
     """Reconstruct a projection series again, with other parameters (always a new series)."""
     body = request.parse(ReconstructionRequest)
@@ -139,16 +143,18 @@ def request_reconstruction(request: Request) -> Response:
         raise HttpError(400, f"series {body.series!r} is not a projection series")
     if not verdict.reconstructable:
         raise HttpError(409, f"series {body.series!r} cannot be reconstructed: {verdict.reason}")
-    job = request.app.submit("recon.fdk", body.model_dump(), priority=10 if body.preview else 0)
+    job = request.services.submit(
+        RECONSTRUCT, body.model_dump(), priority=10 if body.preview else 0
+    )
     return Response.json(job.to_json(), status=202, Location=f"/api/reconstructions/{job.id}")
 
 
-@routes.get("/api/projections")
+@routes.get("/api/projections", roles=STAFF)
 def list_projection_series(request: Request) -> dict[str, Any]:
     """Projection series seen so far, newest first, each with whether it can be
     reconstructed and why not: what the reconstruction page offers."""
     limit, offset = _page(request)
-    store = ProjectionSeriesStore(request.app.db)
+    store = ProjectionSeriesStore(request.services.db)
     return {
         "projections": [series.to_json() for series in store.list(limit=limit, offset=offset)],
         "total": store.count(),
@@ -165,7 +171,7 @@ def _page(request: Request) -> tuple[int, int]:
     return limit, offset
 
 
-@routes.get("/api/reconstructions")
+@routes.get("/api/reconstructions", roles=STAFF)
 def list_reconstructions(request: Request) -> dict[str, Any]:
     """Reconstructions, newest first; ``?series=`` those of one projection series, to compare
     runs (method, parameters, QC) side by side, with the series' verdict (``series``:
@@ -173,43 +179,22 @@ def list_reconstructions(request: Request) -> dict[str, Any]:
     limit, offset = _page(request)
     series_id = request.query.get("series")
     wanted = {"series": series_id} if series_id else None
-    found = request.app.jobs.list(kind="recon.fdk", params=wanted, limit=limit, offset=offset)
+    found = request.services.jobs.list(kind=RECONSTRUCT, params=wanted, limit=limit, offset=offset)
     listing: dict[str, Any] = {
         "reconstructions": [job.to_json() for job in found],
-        "total": request.app.jobs.count(kind="recon.fdk", params=wanted),
+        "total": request.services.jobs.count(kind=RECONSTRUCT, params=wanted),
         "limit": limit,
         "offset": offset,
     }
     if series_id:
-        verdict = ProjectionSeriesStore(request.app.db).get(series_id)
+        verdict = ProjectionSeriesStore(request.services.db).get(series_id)
         listing["series"] = verdict.to_json() if verdict is not None else None
     return listing
 
 
-@routes.get("/api/reconstructions/{job_id:int}")
+@routes.get("/api/reconstructions/{job_id:int}", roles=STAFF)
 def get_reconstruction(request: Request) -> dict[str, Any]:
-    job = request.app.jobs.get(request.path_params["job_id"])
-    if job is None or job.kind != "recon.fdk":
+    job = request.services.jobs.get(request.path_params["job_id"])
+    if job is None or job.kind != RECONSTRUCT:
         raise HttpError(404, f"no reconstruction {request.path_params['job_id']}")
     return job.to_json()
-
-
-def warm_up() -> None:
-    """In each worker as it starts: load RTK and choose FDK's device, before any job waits."""
-    importlib.import_module("hounsfield.recon.engine").fdk_device()
-
-
-def register(registry: Registry) -> None:
-    registry.job_kind("recon.simulate", jobs.simulate)
-    registry.job_kind("recon.fdk", jobs.reconstruct)
-    registry.job_kind("recon.archive", jobs.archive_upload, internal=True)
-    rules = DetectionRules.from_configuration(registry.configuration)
-    for migration in candidates.MIGRATIONS:
-        registry.migration(migration)
-    registry.on(
-        Event.STUDY_STABLE,
-        functools.partial(assess_stable_study, rules=rules),
-        name="recon.queue_on_stable",  # the delivery history keeps this name
-    )
-    registry.on_worker_start(warm_up)
-    registry.routes(routes)

@@ -1,19 +1,28 @@
-"""How capabilities plug in: a module with ``register(registry)`` binds its handlers.
+"""How features plug in: a module with ``register(registry)`` declares what it brings.
 
-Built-in capabilities (reconstruction, AI, worklist...) and third-party ones alike are
-listed in the ``Extensions`` setting. The plugin process uses their event handlers, the
-worker processes their job kinds; both import the same modules, so they always agree.
+Core features (jobs, events, auth, audit, health, storing, the viewer) register through the
+same hooks as the capabilities listed in the ``Extensions`` setting (reconstruction, and
+third-party ones): routes with their permissions, pages, event handlers, job kinds,
+migrations and a configuration section. The plugin process uses the routes and event
+handlers, the worker processes the job kinds; both import the same modules with the same
+configuration, so they always agree. Extension authors import from ``hounsfield.api``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import BaseModel
+
+from hounsfield.auth.roles import Role
+from hounsfield.config import load_section
 from hounsfield.db import Migration
 from hounsfield.events.types import Event
+from hounsfield.web.pages import page_routes
 from hounsfield.web.router import RouteTable
 
 if TYPE_CHECKING:
@@ -22,6 +31,7 @@ if TYPE_CHECKING:
 
 JobHandler = Callable[["JobContext"], Any]
 EventHandler = Callable[["EventContext"], None]
+Section = TypeVar("Section", bound=BaseModel)
 
 
 class ExtensionError(Exception):
@@ -43,21 +53,38 @@ class Registry:
     migrations: list[Migration] = field(default_factory=list)
     # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
     internal_job_kinds: set[str] = field(default_factory=set)
-    # Orthanc's configuration, where an extension reads its own section (empty in workers).
+    # Orthanc's configuration (the same in the plugin and in workers): see ``section``.
     configuration: Mapping[str, Any] = field(default_factory=dict)
+
+    def section(self, model: type[Section], name: str) -> Section:
+        """The configuration section ``name`` (e.g. "HounsfieldRecon") read into ``model``
+        (a pydantic model: defaults for what is left out, a clear error for what is wrong)."""
+        return load_section(model, self.configuration, name)
 
     def on_worker_start(self, warm_up: Callable[[], None]) -> None:
         """Run ``warm_up`` once in each worker as it starts (e.g. load a heavy library)."""
         self.worker_startup.append(warm_up)
 
-    def migration(self, migration: Migration) -> None:
-        """Create or change the extension's own tables, once, in the order registered
+    def migration(self, *migrations: Migration) -> None:
+        """Create or change the feature's own tables, once each, in the order registered
         (named like "recon.0001.projection_series": a name is never reused)."""
-        self.migrations.append(migration)
+        self.migrations.extend(migrations)
 
     def routes(self, table: RouteTable) -> None:
-        """Serve ``table``'s routes (the permission table must list them)."""
+        """Serve ``table``'s routes, each behind the permission it declares."""
         self.route_tables.append(table)
+
+    def page(
+        self,
+        prefix: str,
+        folder: Path,
+        index: str,
+        assets: Mapping[str, str],
+        roles: Iterable[Role],
+    ) -> None:
+        """Serve the HTML page ``folder/index`` at ``prefix`` and its ``assets`` (file name:
+        content type) under it, to ``roles``; a browser without a session is sent to sign in."""
+        self.routes(page_routes(prefix, folder, index, assets, roles))
 
     def job_kind(self, kind: str, handler: JobHandler, *, internal: bool = False) -> None:
         """Run ``handler`` in a worker for each job of ``kind``; its return value is the result.
@@ -83,7 +110,7 @@ class Registry:
         return self.event_handlers.get(event, [])
 
 
-def load_extensions(module_names: list[str], registry: Registry) -> None:
+def load_extensions(module_names: Iterable[str], registry: Registry) -> None:
     for module_name in module_names:
         try:
             module = importlib.import_module(module_name)

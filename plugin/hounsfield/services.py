@@ -1,0 +1,86 @@
+"""What handlers may use: the narrow, typed face of the application.
+
+A route handler reaches it as ``request.services``; an event handler and a job handler get
+the parts they need in their context (``EventContext``, ``JobContext``). Tests of a handler
+build a small fake of this Protocol instead of the whole application.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hounsfield.audit.trail import AuditTrail
+    from hounsfield.auth.service import AuthService
+    from hounsfield.auth.store import SessionStore, UserStore
+    from hounsfield.config import Settings
+    from hounsfield.db import Database
+    from hounsfield.intake.store import Intake
+    from hounsfield.jobs.model import Job
+    from hounsfield.jobs.queue import JobQueue
+    from hounsfield.orthanc_api import OrthancApi
+    from hounsfield.registry import Registry
+
+
+class Services(Protocol):
+    """For every feature."""
+
+    @property
+    def settings(self) -> Settings:
+        """The plugin's settings (data folder, limits...); a feature's own configuration
+        section is read once, at registration, with ``registry.section``."""
+        ...
+
+    @property
+    def orthanc(self) -> OrthancApi:
+        """Orthanc, in process (the same interface workers reach over HTTP)."""
+        ...
+
+    @property
+    def db(self) -> Database:
+        """The plugin's database, where a feature keeps the tables its migrations made."""
+        ...
+
+    @property
+    def jobs(self) -> JobQueue:
+        """The job queue, to read (``submit`` queues)."""
+        ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    @property
+    def registry(self) -> Registry:
+        """What every feature registered (job kinds, configuration...)."""
+        ...
+
+    def submit(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        priority: int = 0,
+        dedupe_key: str | None = None,
+    ) -> Job:
+        """Queue a job and wake the workers at once."""
+        ...
+
+
+class CoreServices(Services, Protocol):
+    """Beside ``Services``, what only the core's own routes use: accounts and storing."""
+
+    @property
+    def users(self) -> UserStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def auth(self) -> AuthService: ...
+
+    @property
+    def intake(self) -> Intake: ...
+
+    def health(self) -> dict[str, Any]:
+        """Each component's state (``hounsfield.health``)."""
+        ...

@@ -1,6 +1,6 @@
 """The composition root: builds every component from the settings and wires them.
 
-Knows nothing of the ``orthanc`` module: the adapter hands it an ``OrthancApi``, a
+Knows nothing of the ``orthanc`` module: the adapter hands it an ``InProcessOrthanc``, a
 metrics sink and HTTP requests, and calls ``start``/``stop`` at Orthanc's start and stop.
 """
 
@@ -37,7 +37,7 @@ from hounsfield.intake.store import Intake, Sender
 from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
-from hounsfield.orthanc_api import OrthancApi
+from hounsfield.orthanc_api import InProcessOrthanc
 from hounsfield.registry import Registry, load_extensions
 from hounsfield.web import HttpError, Request, Response, Router, pages
 
@@ -79,7 +79,7 @@ class Application:
     def __init__(
         self,
         settings: Settings,
-        orthanc: OrthancApi,
+        orthanc: InProcessOrthanc,
         metrics: MetricsSink,
         *,
         worker_python: str,
@@ -90,6 +90,7 @@ class Application:
         self._worker_python = worker_python
         self.registry = build_registry(settings.plugin.extensions, settings.orthanc_config)
         self.db = Database(settings.database_path)
+        self._worker_configuration = self._write_worker_configuration()
         for name in apply_migrations(self.db, self.registry.migrations):
             log.info("database migration applied: %s", name)
         self.jobs = SqliteJobQueue(self.db, default_max_attempts=settings.plugin.max_attempts)
@@ -295,7 +296,7 @@ class Application:
     def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
         return EventContext(record, handler_name, self.orthanc, self.submit, self.db)
 
-    def _configuration_file(self) -> Path:
+    def _write_worker_configuration(self) -> Path:
         """Orthanc's configuration written for the workers (only this user may read it: it
         can hold passwords), so that ``register()`` sees the same settings there."""
         path = self.settings.data_directory / CONFIGURATION_FILE
@@ -319,7 +320,7 @@ class Application:
         ]
         for extension in self.settings.plugin.extensions:
             command += ["--extension", extension]
-        command += ["--configuration", str(self._configuration_file())]
+        command += ["--configuration", str(self._worker_configuration)]
         env = dict(os.environ)
         env[orthanc_http.URL_VARIABLE] = f"http://127.0.0.1:{self.settings.http_port}"
         env[orthanc_http.TOKEN_VARIABLE] = self.service_token

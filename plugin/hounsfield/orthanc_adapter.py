@@ -59,7 +59,7 @@ class OrthancLogHandler(logging.Handler):
 
 
 class PluginOrthancApi:
-    """``OrthancApi`` through the SDK's in-process REST calls (no HTTP, no auth)."""
+    """``InProcessOrthanc`` through the SDK's in-process REST calls (no HTTP, no auth)."""
 
     def get_json(self, path: str) -> Any:
         try:

@@ -31,11 +31,6 @@ class OrthancApi(Protocol):
         """Orthanc's id of the study with this StudyInstanceUID, or None."""
         ...
 
-    def dicom_file(self, instance: str, transfer_syntax: str | None = None) -> bytes:
-        """An instance's DICOM file, transcoded to ``transfer_syntax`` when it is another;
-        OrthancError when Orthanc cannot transcode it."""
-        ...
-
     def store(self, dicom: bytes) -> dict[str, Any]:
         """Store one DICOM file with Orthanc's own POST /instances; its answer (ID,
         ParentSeries, Status...), or OrthancError naming why Orthanc did not store it."""
@@ -43,4 +38,13 @@ class OrthancApi(Protocol):
 
     def find_instance(self, sop_instance_uid: str) -> str | None:
         """Orthanc's id of the instance with this SOPInstanceUID, or None."""
+        ...
+
+
+class InProcessOrthanc(OrthancApi, Protocol):
+    """What only the plugin process has: Orthanc's transcoder, through the SDK."""
+
+    def dicom_file(self, instance: str, transfer_syntax: str | None = None) -> bytes:
+        """An instance's DICOM file, transcoded to ``transfer_syntax`` when it is another;
+        OrthancError when Orthanc cannot transcode it."""
         ...

@@ -81,14 +81,6 @@ class OrthancHttpClient:
     def find_instance(self, sop_instance_uid: str) -> str | None:
         return self._lookup(sop_instance_uid, "Instance")
 
-    def dicom_file(self, instance: str, transfer_syntax: str | None = None) -> bytes:
-        if transfer_syntax is None:
-            return self.request("GET", f"/instances/{instance}/file")
-        # An instance-level modify answers the file without storing it; UIDs kept.
-        keep = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
-        body = {"Transcode": transfer_syntax, "Keep": keep, "Force": True}
-        return self.request("POST", f"/instances/{instance}/modify", json.dumps(body).encode())
-
     def _lookup(self, uid: str, level: str) -> str | None:
         found = json.loads(self.request("POST", "/tools/lookup", uid.encode(), "text/plain"))
         return next((item["ID"] for item in found if item["Type"] == level), None)

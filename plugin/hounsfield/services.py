@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hounsfield.intake.store import Intake
     from hounsfield.jobs.model import Job
     from hounsfield.jobs.queue import JobQueue
-    from hounsfield.orthanc_api import OrthancApi
+    from hounsfield.orthanc_api import InProcessOrthanc
     from hounsfield.registry import Registry
 
 
@@ -32,8 +32,8 @@ class Services(Protocol):
         ...
 
     @property
-    def orthanc(self) -> OrthancApi:
-        """Orthanc, in process (the same interface workers reach over HTTP)."""
+    def orthanc(self) -> InProcessOrthanc:
+        """Orthanc, in process (beyond transcoding, the interface workers reach over HTTP)."""
         ...
 
     @property

@@ -7,10 +7,9 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 
-XA_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"
+from tests.support.scanner import xa_object
 
 
 def angiography_run(
@@ -25,15 +24,7 @@ def angiography_run(
     CBCT candidate (frames, DistanceSourceToDetector, PositionerPrimaryAngleIncrement),
     with ``bits`` per pixel and, optionally, DistanceSourceToPatient left out."""
     rows, columns = 48, 64
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = XA_STORAGE
-    ds.SOPClassUID = XA_STORAGE
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=[seed, "instance"])
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=[seed, "study"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[seed, "series"])
+    ds = xa_object(seed)
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = (
         "Run^Angio",

@@ -92,10 +92,8 @@ def _chords(source: np.ndarray, directions: np.ndarray, sphere: Sphere) -> np.nd
     return 2.0 * np.sqrt(np.clip(sphere.radius**2 - squared_distance, 0.0, None))
 
 
-def projection_object(orbit: Orbit, body: Sphere, inserts: list[Sphere], seed: str) -> Dataset:
-    """The acquisition as a C-arm would send it: one multi-frame XA object."""
-    i0 = 60000.0
-    counts = np.clip(np.rint(i0 * np.exp(-line_integrals(orbit, body, inserts))), 1, 65535)
+def xa_object(seed: str) -> Dataset:
+    """An empty X-ray angiographic object with UIDs derived from ``seed``."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -105,6 +103,14 @@ def projection_object(orbit: Orbit, body: Sphere, inserts: list[Sphere], seed: s
     )
     ds.StudyInstanceUID = generate_uid(entropy_srcs=[seed, "study"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[seed, "series"])
+    return ds
+
+
+def projection_object(orbit: Orbit, body: Sphere, inserts: list[Sphere], seed: str) -> Dataset:
+    """The acquisition as a C-arm would send it: one multi-frame XA object."""
+    i0 = 60000.0
+    counts = np.clip(np.rint(i0 * np.exp(-line_integrals(orbit, body, inserts))), 1, 65535)
+    ds = xa_object(seed)
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = (
         "Phantom^Spheres",
         seed,

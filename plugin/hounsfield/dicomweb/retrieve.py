@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from hounsfield.orthanc_api import OrthancApi, OrthancError
+from hounsfield.orthanc_api import InProcessOrthanc, OrthancError
 from hounsfield.web import HttpError, Request, Response
 
 EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
@@ -61,7 +61,7 @@ def retrieve_study(request: Request, study_uid: str) -> Response:
 
 
 def _files(
-    orthanc: OrthancApi, instances: list[str], syntax: str | None, insisted: bool
+    orthanc: InProcessOrthanc, instances: list[str], syntax: str | None, insisted: bool
 ) -> Iterator[bytes]:
     for instance in instances:
         try:

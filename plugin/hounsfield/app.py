@@ -20,7 +20,7 @@ from hounsfield import health, orthanc_http, runs
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditTrail
 from hounsfield.auth.gate import Decision, Gate
-from hounsfield.auth.permissions import ADMIN_CATCH_ALL, ORTHANC_DOORS
+from hounsfield.auth.permissions import ADMIN_CATCH_ALL, ORTHANC_DOORS, PermissionTable
 from hounsfield.auth.service import AuthService
 from hounsfield.auth.store import SessionStore, UserStore
 from hounsfield.auth.studies import StudyResolver
@@ -172,7 +172,7 @@ class Application:
             AccessRecorder(self.audit),
             settings.plugin.limits,
             # Our routes' own rules first, then Orthanc's doors, then admins for the rest.
-            [*self.router.rules(), *ORTHANC_DOORS, ADMIN_CATCH_ALL],
+            PermissionTable([*self.router.rules(), *ORTHANC_DOORS, ADMIN_CATCH_ALL]),
         )
         # Keyed by OS thread id: the Python plugin makes a fresh thread state for each
         # callback, so threading.local() would forget between the filter and the route.
@@ -305,7 +305,12 @@ class Application:
         return path
 
     def _spawn_worker(self, slot: int) -> subprocess.Popen:
+        # Niced from its first instruction, so that every thread it starts (numpy's among
+        # them) inherits it: on a busy machine a modality's C-STORE goes first.
         command = [
+            "nice",
+            "-n",
+            str(self.settings.plugin.worker_niceness),
             self._worker_python,
             "-m",
             "hounsfield.jobs.worker",

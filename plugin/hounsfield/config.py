@@ -63,6 +63,7 @@ class PluginSection(BaseModel):
     data_directory: str | None = None
     workers: int = Field(1, ge=0, le=64)
     max_attempts: int = Field(3, ge=1, le=100)
+    worker_niceness: int = Field(10, ge=0, le=19)  # the workers yield the CPU to Orthanc
     cancel_grace_seconds: float = Field(10.0, gt=0)
     minimum_free_space_mb: int = Field(500, ge=0, alias="MinimumFreeSpaceMB")
     extensions: list[str] = Field(default_factory=list)

@@ -91,3 +91,21 @@ def test_a_job_ignoring_cancellation_is_stopped_by_killing_its_worker(
     wait_for(lambda: len(orthanc.worker_pids()) == 2, 15, "the killed worker to be replaced")
     assert set(orthanc.worker_pids()) != pids_before
     assert running["worker"].split("/")[-1] not in map(str, orthanc.worker_pids())
+
+
+def niceness(pid: int) -> set[int]:
+    """The nice values of the process's threads, as the kernel reports them (field 19 of
+    /proc/PID/task/TID/stat)."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        values.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))
+    return values
+
+
+def test_workers_yield_the_cpu_to_orthanc(orthanc: OrthancServer) -> None:
+    # README: WorkerNiceness 10 by default, so that a modality's C-STORE goes first; every
+    # thread of a worker (numpy's included), not only its first.
+    workers = orthanc.worker_pids()
+    assert workers and niceness(orthanc.process.pid) == {0}
+    for pid in workers:
+        assert niceness(pid) == {10}

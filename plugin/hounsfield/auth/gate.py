@@ -20,7 +20,7 @@ from http.cookies import CookieError, SimpleCookie
 
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditEntry
-from hounsfield.auth.permissions import Match, Rule, StudyRef, match
+from hounsfield.auth.permissions import Match, PermissionTable, StudyRef
 from hounsfield.auth.roles import Role
 from hounsfield.auth.store import Session, SessionStore, UserStore
 from hounsfield.auth.studies import StudyResolver
@@ -77,9 +77,8 @@ class Gate:
         resolver: StudyResolver,
         recorder: AccessRecorder,
         limits: LimitsSection,
-        rules: list[Rule],
+        rules: PermissionTable,
     ) -> None:
-        """``rules``: the permission table, first match deciding (``permissions``)."""
         self._service_token = service_token
         self.limits = limits
         self.tokens = tokens
@@ -101,7 +100,7 @@ class Gate:
         found: Match | None = None
         try:
             _check_shape(path, headers)
-            found = match(method, _route_key(path), self.rules)
+            found = self.rules.match(method, _route_key(path))
             self._check_announced_body(found, headers)
             if found is not None and found.rule.access.open:
                 return Decision(True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import DicomDictionary, keyword_for_tag
 
 from hounsfield.untrusted import InputRefused
 
@@ -33,6 +33,9 @@ IMPLICIT_LITTLE, EXPLICIT_BIG, DEFLATED = (
     "1.2.840.10008.1.2.1.99",
 )
 # Top-level attributes read as the walk passes them (what the checks need), with their VR.
+# What an implicit-VR object leaves unsaid: which tags are sequences. Looked up per element
+# in a set (0.13 ms for a CT slice) rather than in pydicom's dictionary (0.77 ms).
+SEQUENCE_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
 READ_GROUPS = frozenset({0x0008, 0x0020, 0x0028, 0x7FE0})
 READ = {
     0x00080016: ("SOPClassUID", b"UI"),
@@ -69,13 +72,6 @@ def _name(tag: int) -> str:
     keyword = keyword_for_tag(tag) if tag >> 16 & 1 == 0 else ""
     label = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
     return f"{keyword} {label}" if keyword else label
-
-
-def _is_sequence(tag: int) -> bool:
-    try:
-        return dictionary_VR(tag) == "SQ"
-    except KeyError:
-        return False
 
 
 def summarize(data: bytes, *, max_depth: int) -> Summary:
@@ -131,9 +127,13 @@ def _walk(
     """The open container (where it ends, its kind, its VR mode) lives in locals and its
     parents on a list; 0.5 us per element here (CT_small.dcm, 258 elements: 0.13 ms)."""
     endian = ">" if big else "<"
-    explicit_header = struct.Struct(endian + "HH2sH")
-    implicit_header = struct.Struct(endian + "HHI")
-    long_length = struct.Struct(endian + "I")
+    # Bound once: at ~260 elements per CT slice, global and attribute lookups in the loop
+    # were a third of its time.
+    explicit_header = struct.Struct(endian + "HH2sH").unpack_from
+    implicit_header = struct.Struct(endian + "HHI").unpack_from
+    long_length = struct.Struct(endian + "I").unpack_from
+    short_vrs, long_vrs, sequence_tags = SHORT_VRS, LONG_VRS, SEQUENCE_TAGS
+    read_groups, undefined = READ_GROUPS, UNDEFINED
     size = len(data)
     parents: list[tuple[int, str, bool]] = []
     end, kind, inner_implicit = size, DATASET, implicit  # the open container
@@ -153,20 +153,20 @@ def _walk(
             where = f"its {kind}" if position == size else f"an element header at byte {position}"
             raise CorruptObject(f"the object ends inside {where}")
         if inner_implicit:
-            group, element, length = implicit_header.unpack_from(data, position)
+            group, element, length = implicit_header(data, position)
         else:
-            group, element, vr, length = explicit_header.unpack_from(data, position)
+            group, element, vr, length = explicit_header(data, position)
         if group == 0xFFFE:
             # Items and delimiters: no VR and a 4-byte length, in any syntax.
-            (length,) = long_length.unpack_from(data, position + 4)
+            (length,) = long_length(data, position + 4)
             position += 8
             tag = group << 16 | element
             if tag == ITEM and kind is FRAGMENTS:
-                if length == UNDEFINED or position + length > size:
+                if length == undefined or position + length > size:
                     raise CorruptObject("the object ends inside its pixel data fragments")
                 position += length
             elif tag == ITEM and kind is SEQUENCE:
-                item_end = OPEN if length == UNDEFINED else position + length
+                item_end = OPEN if length == undefined else position + length
                 if item_end != OPEN and item_end > limit:
                     raise CorruptObject("a sequence item runs past the end of its sequence")
                 parents.append((end, kind, inner_implicit))
@@ -188,34 +188,34 @@ def _walk(
             return
         if inner_implicit:
             position += 8
-            vr = b"SQ" if length == UNDEFINED or _is_sequence(group << 16 | element) else b""
-        elif vr in SHORT_VRS:
+            vr = b"SQ" if length == undefined or group << 16 | element in sequence_tags else b""
+        elif vr in short_vrs:
             position += 8
-        elif vr in LONG_VRS:
+        elif vr in long_vrs:
             if position + 12 > size:
                 raise CorruptObject("the object ends inside an element header")
-            (length,) = long_length.unpack_from(data, position + 8)
+            (length,) = long_length(data, position + 8)
             position += 12
         else:
             summary.complete = False  # a VR we do not know: Orthanc will judge
             return
-        if vr == b"SQ" or (vr == b"UN" and length == UNDEFINED):
+        if vr == b"SQ" or (vr == b"UN" and length == undefined):
             depth += 1
             if depth > max_depth:
                 raise CorruptObject(
                     f"sequences nested deeper than {max_depth} levels", limit="Limits.DicomDepth"
                 )
-            if length != UNDEFINED and position + length > limit:
+            if length != undefined and position + length > limit:
                 tag = group << 16 | element
                 raise CorruptObject(
                     f"{_name(tag)} declares {length} bytes; {limit - position} remain"
                 )
             parents.append((end, kind, inner_implicit))
-            end = OPEN if length == UNDEFINED else position + length
+            end = OPEN if length == undefined else position + length
             kind, inner_implicit = SEQUENCE, inner_implicit or vr == b"UN"
             limit = min(end, size)
             continue
-        if length == UNDEFINED:
+        if length == undefined:
             if group == 0x7FE0 and element == 0x0010 and not parents:
                 parents.append((end, kind, inner_implicit))
                 end, kind, limit = OPEN, FRAGMENTS, size
@@ -227,7 +227,7 @@ def _walk(
                 f"the object ends inside {_name(group << 16 | element)}: "
                 f"{limit - position} of {length} bytes present"
             )
-        if group in READ_GROUPS and not parents:
+        if group in read_groups and not parents:
             tag = group << 16 | element
             if tag == PIXEL_DATA:
                 summary.pixel_data_bytes = length

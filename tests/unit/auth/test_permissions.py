@@ -8,9 +8,9 @@ from hounsfield.auth.permissions import (
     ORTHANC_DOORS,
     Match,
     PermissionMissing,
+    PermissionTable,
     StudyRef,
 )
-from hounsfield.auth.permissions import match as match_in
 from hounsfield.auth.roles import Role
 from hounsfield.web import Router, RouteTable
 
@@ -23,8 +23,59 @@ RULES = [
 ]
 
 
+TABLE = PermissionTable(RULES)
+
+
 def match(method: str, path: str) -> Match | None:
-    return match_in(method, path, RULES)
+    return TABLE.match(method, path)
+
+
+def first_match_by_scanning(method: str, path: str) -> Match | None:
+    """The table's meaning, written the slow obvious way."""
+    for rule in RULES:
+        found = rule.pattern.match(path) if method in rule.methods else None
+        if found:
+            return Match(rule, found.groupdict())
+    return None
+
+
+SAMPLE_PATHS = [
+    "/",
+    "/system",
+    "/systemx",
+    "/studies",
+    "/studies/abc",
+    "/studies/abc/series",
+    "/studies-x/abc",
+    "/api",
+    "/api/jobs/7",
+    "/api/jobs/seven",
+    "/api/reconstructions",
+    "/api/nothing/here",
+    "/dicom-web/studies/1.2.3/series/1.2.4/instances/1.2.5/frames/1",
+    "/dicom-web/series",
+    "/wado",
+    "/recon",
+    "/recon/app.js",
+    "/ohif/",
+    "/app/explorer.html",
+    "/tools/find",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+def test_the_indexed_table_answers_as_a_scan_of_the_rules_in_order(method: str) -> None:
+    # Every rule's own template (parameters filled in) and paths near them.
+    paths = SAMPLE_PATHS + [
+        rule.template.replace("/**", "/x/y").replace("{", "").replace("}", "") for rule in RULES
+    ]
+    for path in paths:
+        expected = first_match_by_scanning(method, path)
+        found = match(method, path)
+        assert (found and found.rule, found and found.params) == (
+            expected and expected.rule,
+            expected and expected.params,
+        ), path
 
 
 def roles_for(method: str, path: str) -> set[Role]:

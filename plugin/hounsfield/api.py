@@ -26,7 +26,7 @@ from hounsfield.auth.permissions import (
 from hounsfield.auth.roles import STAFF, Role
 from hounsfield.db import Migration
 from hounsfield.events.context import EventContext
-from hounsfield.events.types import Event
+from hounsfield.events.types import Event, Intervention
 from hounsfield.jobs.context import JobCancelled, JobContext
 from hounsfield.orthanc_api import OrthancApi, OrthancError
 from hounsfield.registry import Registry
@@ -43,6 +43,7 @@ __all__ = [
     "Event",
     "EventContext",
     "HttpError",
+    "Intervention",
     "JobCancelled",
     "JobContext",
     "Migration",

@@ -11,15 +11,15 @@ import logging
 import os
 import secrets
 import subprocess
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hounsfield import health, orthanc_http, runs
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditTrail
-from hounsfield.auth.gate import Decision, Gate
+from hounsfield.auth.gate import Gate
+from hounsfield.auth.handoff import DecisionHandOff
 from hounsfield.auth.permissions import ADMIN_CATCH_ALL, ORTHANC_DOORS, PermissionTable
 from hounsfield.auth.service import AuthService
 from hounsfield.auth.store import SessionStore, UserStore
@@ -28,22 +28,21 @@ from hounsfield.auth.tokens import TokenService, load_or_create_key
 from hounsfield.callstack import FullStackThreads
 from hounsfield.config import Settings
 from hounsfield.db import Database, Migration, apply_migrations
+from hounsfield.events.changes import ChangeRecorder
 from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
-from hounsfield.events.stability import StabilityTracker
-from hounsfield.events.types import Event, EventRecord
+from hounsfield.events.types import Event, EventRecord, Intervention
 from hounsfield.intake.admission import Refusal
 from hounsfield.intake.store import Intake, Sender
 from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
+from hounsfield.metrics import Metrics, MetricsSink
 from hounsfield.orthanc_api import InProcessOrthanc
 from hounsfield.registry import Registry, load_extensions
 from hounsfield.web import HttpError, Request, Response, Router, pages
 
 log = logging.getLogger(__name__)
-
-MetricsSink = Callable[[str, float], None]
 
 PLUGIN_DIRECTORY = Path(__file__).resolve().parent.parent
 # The core's features, loaded like extensions (and before them, in this order: their
@@ -86,7 +85,6 @@ class Application:
     ) -> None:
         self.settings = settings
         self.orthanc = orthanc
-        self._metrics = metrics
         self._worker_python = worker_python
         self.registry = build_registry(settings.plugin.extensions, settings.orthanc_config)
         self.db = Database(settings.database_path)
@@ -100,17 +98,20 @@ class Application:
             size=settings.plugin.workers,
             node=settings.plugin.node_name,
             cancel_grace_seconds=settings.plugin.cancel_grace_seconds,
-            tick=self.publish_metrics,
+            tick=lambda: self.metrics.publish(),
         )
         self.events = EventDispatcher(self.db, self.registry, self._event_context)
-        self.stability = StabilityTracker(self.db)
+        self.changes = ChangeRecorder(
+            self.db, self.events, orthanc, stable_age_seconds=settings.stable_age_seconds
+        )
         self.runs = runs.RunLog(self.db, settings.plugin.node_name)
+        self.metrics = Metrics(metrics, self.jobs, self.pool, self.events, self.runs)
+        self._admit = self.registry.answerer(Intervention.INSTANCE_ADMIT)
         self.router = Router(self.registry.route_tables)
         self._build_auth(settings)
         # As many as Orthanc's HTTP threads, so that no request waits for another's route.
         self.threads = FullStackThreads(int(settings.orthanc_config.get("HttpThreadsCount", 50)))
         self._started = False
-        self._settle_timer: threading.Timer | None = None
 
     def start(self) -> None:
         if self._started:
@@ -126,13 +127,7 @@ class Application:
             )
         self.pool.start()
         self.events.start()
-        leftovers = self.stability.pending()
-        if leftovers:
-            log.warning("%s stud(ies) were settling when Orthanc stopped", len(leftovers))
-            self._settle_timer = threading.Timer(
-                self.settings.stable_age_seconds, self._settle_leftovers, (leftovers,)
-            )
-            self._settle_timer.start()
+        self.changes.start()
         log.info(
             "Hounsfield started: %s worker(s), data in %s",
             self.pool.size,
@@ -144,8 +139,7 @@ class Application:
         if not self._started:
             return
         self._started = False
-        if self._settle_timer is not None:
-            self._settle_timer.cancel()
+        self.changes.stop()
         self.events.stop()
         self.pool.stop()
         self.runs.end()
@@ -174,9 +168,7 @@ class Application:
             # Our routes' own rules first, then Orthanc's doors, then admins for the rest.
             PermissionTable([*self.router.rules(), *ORTHANC_DOORS, ADMIN_CATCH_ALL]),
         )
-        # Keyed by OS thread id: the Python plugin makes a fresh thread state for each
-        # callback, so threading.local() would forget between the filter and the route.
-        self._gate_decisions: dict[int, tuple[str, str, str, Decision]] = {}
+        self.handoff = DecisionHandOff()
         if not auth.enabled:
             log.warning("authentication is OFF: every local request is allowed")
 
@@ -187,10 +179,7 @@ class Application:
         if not self.settings.plugin.auth.enabled:
             return True
         decision = self.gate.check(method, path, headers, query, ip)
-        # If the route is ours, our callback runs next on this same HTTP thread and takes
-        # the decision from here instead of deciding again (one entry per thread, replaced
-        # by the next request's filter call).
-        self._gate_decisions[threading.get_ident()] = (method, path, ip, decision)
+        self.handoff.leave(method, path, ip, decision)  # for our route, if the route is ours
         if decision.allowed:
             return True
         # Our callbacks answer a refusal themselves (JSON under /api/, the sign-in page for
@@ -206,7 +195,14 @@ class Application:
         request.bound = self
         request.limits = self.settings.plugin.limits
         if self.settings.plugin.auth.enabled:
-            decision = self._decision_for(request)
+            handed = self.handoff.take(request.method, request.path)
+            if handed is not None:
+                request.ip = handed.ip
+                decision = handed.decision
+            else:  # a request Orthanc's filter did not see (none today; cheap to be sure)
+                decision = self.gate.check(
+                    request.method, request.path, request.headers, request.query, request.ip
+                )
             if not decision.allowed:
                 if decision.status == 401 and self.router.is_page(request.path):
                     return pages.sign_in_page(request)
@@ -214,55 +210,21 @@ class Application:
             request.principal = decision.principal
         return self.threads.call(self.router.handle, request)
 
-    def _decision_for(self, request: Request) -> Decision:
-        last = self._gate_decisions.pop(threading.get_ident(), None)
-        if last is not None and last[:2] == (request.method, request.path):
-            request.ip = last[2]
-            return last[3]
-        return self.gate.check(
-            request.method, request.path, request.headers, request.query, request.ip
-        )
-
     def admit(self, dicom: bytes, *, road: str, sender: str | None = None) -> Refusal | None:
-        """Judge an object arriving by C-STORE (``sender``: the calling AE title) or one of
-        Orthanc's own roads (modify, anonymize...: the request's user, when an HTTP request
-        on this thread started it); a refusal is audited."""
-        last = self._gate_decisions.get(threading.get_ident())
-        principal = last[3].principal if last is not None and sender is None else None
+        """Ask the ``instance.admit`` intervention about an object arriving by C-STORE
+        (``sender``: the calling AE title) or one of Orthanc's own roads (modify,
+        anonymize...: sent by the request's user when an HTTP request on this thread
+        started it)."""
+        handed = self.handoff.current() if sender is None else None
+        principal = handed.decision.principal if handed is not None else None
         if principal is not None:
-            who = Sender(principal.username, principal.role.value, last[2])
+            who = Sender(principal.username, principal.role.value, handed.ip)
         else:
             who = Sender(sender or road)
-        return self.intake.judge(dicom, who, road)
+        return self._admit(self, dicom, who, road)
 
     def on_change(self, event: Event, resource_id: str) -> None:
-        if self.events.wants(Event.STUDY_STABLE):  # keep stable studies durable over restarts
-            if event is Event.SERIES_NEW:
-                study_id = self.orthanc.get_json(f"/series/{resource_id}")["ParentStudy"]
-                self.stability.unsettled(study_id)
-            elif event is Event.STUDY_STABLE:
-                self._declare_stable(resource_id)
-                return
-        self.events.record(event, resource_id)
-
-    def _declare_stable(self, study_id: str) -> None:
-        with self.db.transaction():  # forget it as unsettled exactly when its event is stored
-            self.stability.settled(study_id)
-            self.events.record(Event.STUDY_STABLE, study_id, notify=False)
-        self.events.notify()
-
-    def _settle_leftovers(self, study_ids: list[str]) -> None:
-        """Declare stable the studies Orthanc forgot in a restart (it tracks the others)."""
-        for study_id in study_ids:
-            try:
-                study = self.orthanc.get_json(f"/studies/{study_id}")
-            except Exception:
-                log.info("study %s is gone; nothing to settle", study_id)
-                self.stability.settled(study_id)
-                continue
-            if study.get("IsStable", True) and study_id in self.stability.pending():
-                log.warning("study %s declared stable after the restart", study_id)
-                self._declare_stable(study_id)
+        self.changes.record(event, resource_id)
 
     def submit(
         self,
@@ -279,19 +241,6 @@ class Application:
 
     def health(self) -> dict[str, Any]:
         return health.health_report(self)
-
-    def publish_metrics(self) -> None:
-        for state, count in self.jobs.counts().items():
-            self._metrics(f"hounsfield_jobs_{state}", count)
-        oldest = self.jobs.oldest_queued_age()
-        self._metrics("hounsfield_queue_oldest_seconds", oldest or 0.0)
-        workers = self.pool.status()
-        self._metrics("hounsfield_workers_alive", sum(w["alive"] for w in workers))
-        self._metrics("hounsfield_worker_restarts", sum(w["restarts"] for w in workers))
-        self._metrics("hounsfield_events_pending", self.events.pending())
-        summary = self.runs.summary()
-        self._metrics("hounsfield_orthanc_starts", summary.starts)
-        self._metrics("hounsfield_orthanc_unclean_stops", summary.unclean_stops)
 
     def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
         return EventContext(record, handler_name, self.orthanc, self.submit, self.db)

@@ -46,7 +46,9 @@ class LimitsSection(BaseModel):
     model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
 
     request_bytes: int = Field(1 << 20, ge=1024)  # a JSON body of our API
-    upload_bytes: int = Field(4 << 30, ge=1 << 20)  # an upload: TIFF projections, DICOM, STOW-RS
+    upload_bytes: int = Field(
+        4 << 30, ge=1 << 20
+    )  # an upload: DICOM, STOW-RS, an extension's files
     json_depth: int = Field(32, ge=2, le=200)
     multipart_parts: int = Field(10_000, ge=1)
     archive_members: int = Field(100_000, ge=1)  # files in a ZIP upload

@@ -30,11 +30,14 @@ HTTP_METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE"}  # OrthancPluginHttp
 DIMSE_CANNOT_UNDERSTAND = 0xC000  # C-STORE failure status (PS3.4 B.2.3)
 
 CHANGE_EVENTS = {
+    orthanc.ChangeType.NEW_STUDY: Event.STUDY_NEW,
     orthanc.ChangeType.STABLE_STUDY: Event.STUDY_STABLE,
     orthanc.ChangeType.NEW_SERIES: Event.SERIES_NEW,
     orthanc.ChangeType.STABLE_SERIES: Event.SERIES_STABLE,
     orthanc.ChangeType.NEW_INSTANCE: Event.INSTANCE_NEW,
 }
+# Orthanc signals a deletion for every resource it removes, patient down to instance.
+DELETED_EVENTS = {orthanc.ResourceType.STUDY: Event.STUDY_DELETED}
 
 
 ORIGINS = {
@@ -193,11 +196,17 @@ def install(worker_python: str) -> Application:
     def on_change(change_type: int, level: int, resource_id: str) -> None:
         if change_type == orthanc.ChangeType.ORTHANC_STARTED:
             app.start()
-        elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
+            return
+        if change_type == orthanc.ChangeType.ORTHANC_STOPPED:
             app.stop()
-        elif change_type in CHANGE_EVENTS:
+            return
+        if change_type == orthanc.ChangeType.DELETED:
+            event = DELETED_EVENTS.get(level)
+        else:
+            event = CHANGE_EVENTS.get(change_type)
+        if event is not None:
             try:
-                app.on_change(CHANGE_EVENTS[change_type], resource_id)
+                app.on_change(event, resource_id)
             except Exception:
                 log.exception("change %s of %s could not be recorded", change_type, resource_id)
 

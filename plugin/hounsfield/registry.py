@@ -1,7 +1,7 @@
 """How features plug in: a module with ``register(registry)`` declares what it brings.
 
 Core features (jobs, events, auth, audit, health, storing, the viewer) register through the
-same hooks as the capabilities listed in the ``Extensions`` setting (reconstruction, and
+same hooks as the capabilities listed in the ``Extensions`` setting (ours and
 third-party ones): routes with their permissions, pages, event handlers, job kinds,
 migrations and a configuration section. The plugin process uses the routes and event
 handlers, the worker processes the job kinds; both import the same modules with the same
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from hounsfield.auth.roles import Role
 from hounsfield.config import load_section
 from hounsfield.db import Migration
-from hounsfield.events.types import Event
+from hounsfield.events.types import Event, Intervention
 from hounsfield.web.pages import page_routes
 from hounsfield.web.router import RouteTable
 
@@ -48,6 +48,7 @@ class BoundHandler:
 class Registry:
     job_kinds: dict[str, JobHandler] = field(default_factory=dict)
     event_handlers: dict[Event, list[BoundHandler]] = field(default_factory=dict)
+    interventions: dict[Intervention, Callable[..., object]] = field(default_factory=dict)
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
     migrations: list[Migration] = field(default_factory=list)
@@ -57,7 +58,7 @@ class Registry:
     configuration: Mapping[str, Any] = field(default_factory=dict)
 
     def section(self, model: type[Section], name: str) -> Section:
-        """The configuration section ``name`` (e.g. "HounsfieldRecon") read into ``model``
+        """The configuration section ``name`` (e.g. "HounsfieldMyFeature") read into ``model``
         (a pydantic model: defaults for what is left out, a clear error for what is wrong)."""
         return load_section(model, self.configuration, name)
 
@@ -67,7 +68,7 @@ class Registry:
 
     def migration(self, *migrations: Migration) -> None:
         """Create or change the feature's own tables, once each, in the order registered
-        (named like "recon.0001.projection_series": a name is never reused)."""
+        (named like "myfeature.0001.create": a name is never reused)."""
         self.migrations.extend(migrations)
 
     def routes(self, table: RouteTable) -> None:
@@ -108,6 +109,22 @@ class Registry:
 
     def handlers_for(self, event: Event) -> list[BoundHandler]:
         return self.event_handlers.get(event, [])
+
+    def intervene(self, intervention: Intervention, answerer: Callable[..., object]) -> None:
+        """Answer ``intervention`` (see ``Intervention`` for its call): one answerer each."""
+        taken = self.interventions.get(intervention)
+        if taken is not None:
+            raise ExtensionError(
+                f"{intervention.value} is answered by {taken.__module__}.{taken.__qualname__}; "
+                f"{answerer.__module__}.{answerer.__qualname__} cannot answer it too"
+            )
+        self.interventions[intervention] = answerer
+
+    def answerer(self, intervention: Intervention) -> Callable[..., object]:
+        try:
+            return self.interventions[intervention]
+        except KeyError:
+            raise ExtensionError(f"nothing answers {intervention.value}") from None
 
 
 def load_extensions(module_names: Iterable[str], registry: Registry) -> None:

@@ -2,7 +2,8 @@
 
 Its job kinds leave a trace of every attempt in a marker file named by the job, so
 tests can count attempts across worker and Orthanc deaths; its stable-study handler
-appends to the file named by ``HOUNSFIELD_TEST_EVENTS_LOG`` and queues one job.
+appends to the file named by ``HOUNSFIELD_TEST_EVENTS_LOG`` and queues one job, and every
+event is written to ``HOUNSFIELD_TEST_LIFECYCLE_LOG``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hounsfield.jobs.context import JobContext
 from hounsfield.registry import Registry
 
 EVENTS_LOG_VARIABLE = "HOUNSFIELD_TEST_EVENTS_LOG"
+LIFECYCLE_LOG_VARIABLE = "HOUNSFIELD_TEST_LIFECYCLE_LOG"
 
 
 def _mark_attempt(job: JobContext) -> None:
@@ -64,6 +66,12 @@ def record_stable_study(context: EventContext) -> None:
     context.enqueue("tests.sleep", {"seconds": 0, "study": context.event.resource_id})
 
 
+def record_lifecycle(context: EventContext) -> None:
+    """Every event of every resource, as "<event> <resource id>" lines in delivery order."""
+    with Path(os.environ[LIFECYCLE_LOG_VARIABLE]).open("a") as stream:
+        stream.write(f"{context.event.type.value} {context.event.resource_id}\n")
+
+
 def register(registry: Registry) -> None:
     registry.job_kind("tests.sleep", sleep_job)
     registry.job_kind("tests.stubborn", stubborn_job)
@@ -71,3 +79,6 @@ def register(registry: Registry) -> None:
     registry.job_kind("tests.crash", crashing_job)
     if EVENTS_LOG_VARIABLE in os.environ:
         registry.on(Event.STUDY_STABLE, record_stable_study, name="tests.record_stable_study")
+    if LIFECYCLE_LOG_VARIABLE in os.environ:
+        for event in Event:
+            registry.on(event, record_lifecycle, name="tests.record_lifecycle")

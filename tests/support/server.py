@@ -19,10 +19,21 @@ ADMIN_PASSWORD = "Test-Pass-9876-x"
 PYTHON = REPOSITORY / ".venv" / "bin" / "python"
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: held open together while chosen, so the kernel cannot
+    hand the same one out twice (two calls in a row did, once: HTTP and DICOM collided)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -42,15 +53,16 @@ class OrthancServer:
         """``settings`` become ``ORTHANC__...`` variables: ``hounsfield__workers=2``."""
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.http_port = free_port()
-        self.dicom_port = free_port()
+        self.http_port, self.dicom_port = free_ports(2)
         self.events_log = workdir / "events.log"
+        self.lifecycle_log = workdir / "lifecycle.log"
         self.log_path = workdir / "orthanc.log"
         self.env = dict(os.environ)
         self.env.update(
             {
                 "PYTHONPATH": os.pathsep.join([str(REPOSITORY / "plugin"), str(REPOSITORY)]),
                 "HOUNSFIELD_TEST_EVENTS_LOG": str(self.events_log),
+                "HOUNSFIELD_TEST_LIFECYCLE_LOG": str(self.lifecycle_log),
                 "HOUNSFIELD_ADMIN_PASSWORD": ADMIN_PASSWORD,
             }
         )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from hounsfield.audit import trail
 from hounsfield.auth.permissions import ADMIN
-from hounsfield.web import HttpError, Request, RouteTable
+from hounsfield.web import Request, RouteTable
 
 if TYPE_CHECKING:
     from hounsfield.registry import Registry
@@ -25,10 +25,7 @@ FILTERS = {
 
 @routes.get("/api/audit", roles=ADMIN)
 def list_audit(request: Request) -> dict[str, Any]:
-    limit = request.query_value("limit", int, 100)
-    offset = request.query_value("offset", int, 0)
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise HttpError(400, f"'limit' must be 1 to {MAX_PAGE} and 'offset' not negative")
+    limit, offset = request.page(default=100, maximum=MAX_PAGE)
     filters = {
         column: request.query[name] for name, column in FILTERS.items() if request.query.get(name)
     }

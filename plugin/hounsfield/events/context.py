@@ -29,7 +29,7 @@ class EventContext:
     ) -> Job:
         """Queue a job for this event; a re-delivered event never queues it twice.
 
-        ``key`` names the work itself (e.g. "recon:auto:<series>"): a job with the same key
+        ``key`` names the work itself (e.g. "myfeature:<series>"): a job with the same key
         is never queued again, whichever event asks.
         """
         self._enqueued += 1

@@ -2,7 +2,7 @@
 
 Orthanc keeps its list of unstable studies in memory: a study that received a series
 less than ``StableAge`` before a crash never becomes stable after the restart, and the
-handlers (reconstruction, AI) would never see it. So each study that receives a new
+extensions' handlers would never see it. So each study that receives a new
 series is noted here and forgotten when Orthanc declares it stable; at start-up the
 studies still noted, and not being tracked by Orthanc again, are declared stable by us.
 """

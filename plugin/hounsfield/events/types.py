@@ -7,10 +7,30 @@ from enum import StrEnum
 
 
 class Event(StrEnum):
+    """Notifications: any number of handlers each, delivered durably (``dispatcher``).
+
+    A study's life: ``study.new`` with its first instance, ``study.stable`` once nothing
+    has arrived for Orthanc's StableAge, ``study.deleted`` when it is gone from Orthanc
+    (its handlers can no longer read it: the resource id is what they key on)."""
+
+    STUDY_NEW = "study.new"
     STUDY_STABLE = "study.stable"
+    STUDY_DELETED = "study.deleted"
     SERIES_NEW = "series.new"
     SERIES_STABLE = "series.stable"
     INSTANCE_NEW = "instance.new"
+
+
+class Intervention(StrEnum):
+    """Questions with exactly one answerer, asked as they happen, whose answer is acted on
+    (pynetdicom's intervention events, beside its notifications).
+
+    ``instance.admit``: may Orthanc keep an incoming object? The answerer is called as
+    ``(services, dicom, sender, road)`` and returns a ``Refusal`` or None; it runs on
+    Orthanc's DICOM and HTTP threads, inside the C-STORE, so it must be quick and bounded.
+    """
+
+    INSTANCE_ADMIT = "instance.admit"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 
 from hounsfield.auth.permissions import ACQUISITION
 from hounsfield.auth.roles import STAFF
+from hounsfield.events.types import Intervention
+from hounsfield.intake.admission import Refusal
 from hounsfield.intake.archive import is_zip, members
 from hounsfield.intake.store import Refused, Sender
 from hounsfield.orthanc_api import OrthancError
@@ -26,6 +28,7 @@ from hounsfield.web import HttpError, Request, Response, RouteTable
 
 if TYPE_CHECKING:
     from hounsfield.registry import Registry
+    from hounsfield.services import CoreServices
 
 routes = RouteTable()
 ROAD = "REST API"
@@ -92,6 +95,14 @@ def _store_archive(request: Request) -> Response:
     return Response.json(answers, status=400 if refused else 200)
 
 
+def admit_instance(
+    services: CoreServices, dicom: bytes, sender: Sender, road: str
+) -> Refusal | None:
+    """Every road's admission: only a corrupt object is refused (``intake.admission``)."""
+    return services.intake.judge(dicom, sender, road)
+
+
 def register(registry: Registry) -> None:
-    """Core: Orthanc's upload route, answered by us (see ``intake``)."""
+    """Core: Orthanc's upload route, answered by us, and every road's admission check."""
     registry.routes(routes)
+    registry.intervene(Intervention.INSTANCE_ADMIT, admit_instance)

@@ -47,12 +47,7 @@ def _state(value: str) -> JobState:
 def list_jobs(request: Request) -> dict[str, Any]:
     state = request.query_value("state", _state)
     kind = request.query_value("kind")
-    limit = request.query_value("limit", int, 50)
-    offset = request.query_value("offset", int, 0)
-    if not 1 <= limit <= MAX_PAGE:
-        raise HttpError(400, f"query parameter 'limit' must be between 1 and {MAX_PAGE}")
-    if offset < 0:
-        raise HttpError(400, "query parameter 'offset' must not be negative")
+    limit, offset = request.page(default=50, maximum=MAX_PAGE)
     queue = request.services.jobs
     jobs = queue.list(state=state, kind=kind, limit=limit, offset=offset)
     return {

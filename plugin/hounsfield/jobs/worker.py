@@ -1,7 +1,7 @@
 """A long-lived worker process: claims jobs from the queue and runs their handlers.
 
-Started and supervised by the plugin (``supervisor``). It pays its imports (RTK's
-first use costs seconds) once and then serves job after job. It never outlives
+Started and supervised by the plugin (``supervisor``). It pays its imports (a native
+library's first use can cost seconds) once and then serves job after job. It never outlives
 Orthanc: the kernel kills it when its parent dies, and an end of file on stdin
 (the parent's end of the wake-up pipe closing) makes it leave while idle.
 """
@@ -95,8 +95,8 @@ def _when_idle(warm_up: Callable[[], None]) -> None:
     """Run ``warm_up`` on CPU time nothing else wants (Linux's SCHED_IDLE, this thread only).
 
     Workers start with Orthanc, which is when modalities reconnect and send: at normal
-    priority, RTK's warm-up (1.8 s of CPU) measurably slowed the first C-STORE ingest on
-    two cores (bench/jobs.py)."""
+    priority, a warm-up loading a native library (1.8 s of CPU) slowed the first C-STORE
+    ingest on two cores (bench/jobs.py)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux: niceness still applies
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     warm_up()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.projections import rtk_gantry_angle
@@ -55,7 +53,9 @@ class ReconstructionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series: str = Field(min_length=1, max_length=64, description="Orthanc id of the projections")
-    method: Literal["fdk", "sart", "cg", "tv"] = "fdk"
+    method: str = Field(
+        "fdk", description="a module of hounsfield.recon.methods: fdk, sart, cg, tv"
+    )
     hann_cut: float = Field(1.0, gt=0.0, le=1.0, description="FDK: ramp filter's Hann cut-off")
     iterations: int | None = Field(None, ge=1, le=50, description="SART (5), CG (10), TV (10)")
     projections_per_subset: int = Field(10, ge=1, le=1000, description="SART: ordered subsets")
@@ -66,6 +66,15 @@ class ReconstructionRequest(BaseModel):
     voxels: int | None = Field(None, ge=16, le=1024, description="voxels across the field")
     water_attenuation: float = Field(WATER_ATTENUATION_PER_MM, gt=0.0, le=1.0)
     preview: bool = Field(False, description="half resolution, at most 128 voxels across")
+
+    @field_validator("method")
+    @classmethod
+    def _a_known_method(cls, method: str) -> str:
+        from hounsfield.recon.methods import METHODS  # its modules import this one
+
+        if method not in METHODS:
+            raise ValueError(f"unknown method; one of: {', '.join(sorted(METHODS))}")
+        return method
 
 
 def tv_penalties(

@@ -32,6 +32,7 @@ from hounsfield.recon.upload import (
     with_rtk_geometry,
 )
 
+MAX_PAGE = 1000
 routes = RouteTable()
 SPOOL_FOLDER = "spool"
 
@@ -153,7 +154,7 @@ def request_reconstruction(request: Request) -> Response:
 def list_projection_series(request: Request) -> dict[str, Any]:
     """Projection series seen so far, newest first, each with whether it can be
     reconstructed and why not: what the reconstruction page offers."""
-    limit, offset = _page(request)
+    limit, offset = request.page(default=100, maximum=MAX_PAGE)
     store = ProjectionSeriesStore(request.services.db)
     return {
         "projections": [series.to_json() for series in store.list(limit=limit, offset=offset)],
@@ -163,20 +164,12 @@ def list_projection_series(request: Request) -> dict[str, Any]:
     }
 
 
-def _page(request: Request) -> tuple[int, int]:
-    limit = request.query_value("limit", int, 100)
-    offset = request.query_value("offset", int, 0)
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise HttpError(400, "'limit' must be 1 to 1000 and 'offset' not negative")
-    return limit, offset
-
-
 @routes.get("/api/reconstructions", roles=STAFF)
 def list_reconstructions(request: Request) -> dict[str, Any]:
     """Reconstructions, newest first; ``?series=`` those of one projection series, to compare
     runs (method, parameters, QC) side by side, with the series' verdict (``series``:
     whether it can be reconstructed, and why not)."""
-    limit, offset = _page(request)
+    limit, offset = request.page(default=100, maximum=MAX_PAGE)
     series_id = request.query.get("series")
     wanted = {"series": series_id} if series_id else None
     found = request.services.jobs.list(kind=RECONSTRUCT, params=wanted, limit=limit, offset=offset)

@@ -17,12 +17,12 @@ from hounsfield.recon import spool
 from hounsfield.recon.candidates import header_in_orthanc
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices, to_hounsfield
 from hounsfield.recon.dicom import STUDY_ATTRIBUTES, encode
-from hounsfield.recon.geometry import CircularGeometry, VolumeGrid
+from hounsfield.recon.geometry import CircularGeometry
+from hounsfield.recon.methods import METHODS, Problem
 from hounsfield.recon.params import (
     WATER_ATTENUATION_PER_MM,
     ReconstructionRequest,
     SimulationRequest,
-    tv_penalties,
 )
 from hounsfield.recon.projections import (
     ProjectionError,
@@ -36,9 +36,6 @@ from hounsfield.recon.qc import quality_figures
 from hounsfield.recon.upload import GeometryParameters, acquisition_geometry, read_projections
 
 OUTPUT_SERIES_NUMBER = 200
-SART_ITERATIONS = 5
-CG_ITERATIONS = 10
-TV_ITERATIONS = 10
 PREVIEW_VOXELS = 128
 PREVIEW_PROJECTIONS = 120  # every 3 degrees of a full turn: enough to judge a preview
 
@@ -196,60 +193,6 @@ def _load_projections(job: JobContext, series_id: str) -> LoadedProjections:
     return _last_loaded
 
 
-def _run_method(
-    request: ReconstructionRequest,
-    line_integrals: np.ndarray,
-    geometry: CircularGeometry,
-    grid: VolumeGrid,
-    job: JobContext,
-) -> tuple[Any, str]:
-    """The reconstruction asked for, and its label for the SeriesDescription."""
-    engine = _engine()
-    if request.method == "sart":
-        iterations = request.iterations or SART_ITERATIONS
-        result = engine.sart(
-            line_integrals,
-            geometry,
-            grid,
-            iterations=iterations,
-            projections_per_subset=request.projections_per_subset,
-            relaxation=request.relaxation,
-            progress=job.progress,
-        )
-        return result, (
-            f"SART {iterations}it {request.projections_per_subset}/subset "
-            f"lambda {request.relaxation:g}"
-        )
-    if request.method == "cg":
-        iterations = request.iterations or CG_ITERATIONS
-        result = engine.conjugate_gradient(
-            line_integrals, geometry, grid, iterations=iterations, progress=job.progress
-        )
-        return result, f"CG {iterations}it"
-    if request.method == "tv":
-        iterations = request.iterations or TV_ITERATIONS
-        alpha, beta = tv_penalties(
-            request.tv_strength,
-            line_integrals.size,
-            grid.voxel_count,
-            request.water_attenuation,
-        )
-        result = engine.admm_tv(
-            line_integrals,
-            geometry,
-            grid,
-            alpha=alpha,
-            beta=beta,
-            iterations=iterations,
-            progress=job.progress,
-        )
-        return result, f"ADMM-TV {iterations}it strength {request.tv_strength:g}"
-    result = engine.fdk(
-        line_integrals, geometry, grid, hann_cut=request.hann_cut, progress=job.progress
-    )
-    return result, f"FDK hann {request.hann_cut:g}"
-
-
 def reconstruct(job: JobContext) -> dict[str, Any]:
     """Reconstruct one projection series into a CT series of the same study."""
     request = ReconstructionRequest.model_validate(job.params)
@@ -260,7 +203,8 @@ def reconstruct(job: JobContext) -> dict[str, Any]:
             line_integrals, geometry, max_projections=PREVIEW_PROJECTIONS
         )
     grid = geometry.default_volume(request.voxels or _preview_voxels(geometry, request.preview))
-    result, method = _run_method(request, line_integrals, geometry, grid, job)
+    problem = Problem(request, line_integrals, geometry, grid, job.progress)
+    result, method = METHODS[request.method](problem)
     nx, ny, nz = grid.size
     description = " ".join(
         part

@@ -1,4 +1,4 @@
-"""XML from senders (RTK's geometry files): size, nesting and entities bounded.
+"""XML from senders (an extension's geometry files): size, nesting and entities bounded.
 
 defusedxml refuses document type declarations, entities and external references (the
 "billion laughs" and external-entity attacks); the depth is counted on the parser's

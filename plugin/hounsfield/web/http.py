@@ -168,6 +168,16 @@ class Request:
         except (TypeError, ValueError) as error:
             raise HttpError(400, f"query parameter {name!r} is invalid: {raw!r}") from error
 
+    def page(self, *, default: int, maximum: int) -> tuple[int, int]:
+        """(limit, offset) from the query, for a listing: 400 when either does not fit."""
+        limit = self.query_value("limit", int, default)
+        offset = self.query_value("offset", int, 0)
+        if not 1 <= limit <= maximum:
+            raise HttpError(400, f"query parameter 'limit' must be between 1 and {maximum}")
+        if offset < 0:
+            raise HttpError(400, "query parameter 'offset' must not be negative")
+        return limit, offset
+
 
 def validated(model: type[Model], payload: Any) -> Model:
     """``payload`` (parsed JSON) checked against ``model``; 400 naming each invalid field."""

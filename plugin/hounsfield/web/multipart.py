@@ -1,7 +1,7 @@
 """multipart/mixed (or /related) bodies split into named parts, in linear time.
 
 The standard library's email parser walks a body line by line in Python: on a 190 MB
-upload of TIFF projections that took 9 s, holding Orthanc's Python callbacks (and so
+upload of TIFF images that took 9 s, holding Orthanc's Python callbacks (and so
 every other request) meanwhile. Here the boundaries are found with ``bytes.find``, only
 each part's small header block goes through the email parser, and parts are memoryviews
 of the body: copying 190 MB under the GIL took another 0.5 s inside Orthanc. The number

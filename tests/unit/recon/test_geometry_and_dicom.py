@@ -175,3 +175,19 @@ def test_tv_penalties_carry_over_between_units_and_sizes() -> None:
     assert tv_penalties(4.0, 1000, 500, 0.02) == pytest.approx((0.16, 80.0))
     # Twice the rays for the same volume: both weights keep pace with the data term.
     assert tv_penalties(4.0, 2000, 500, 1.0) == (16.0, 160.0)
+
+
+def test_each_module_of_the_methods_package_is_a_method_a_request_may_name() -> None:
+    import pkgutil
+
+    from pydantic import ValidationError
+
+    from hounsfield.recon import methods
+    from hounsfield.recon.params import ReconstructionRequest
+
+    modules = {info.name for info in pkgutil.iter_modules(methods.__path__)}
+    assert set(methods.METHODS) == modules == {"fdk", "sart", "cg", "tv"}
+    for name in modules:
+        assert ReconstructionRequest(series="s", method=name).method == name
+    with pytest.raises(ValidationError, match="one of: cg, fdk, sart, tv"):
+        ReconstructionRequest(series="s", method="mlem")

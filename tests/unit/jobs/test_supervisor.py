@@ -40,12 +40,18 @@ def queue(database: Database) -> SqliteJobQueue:
     return SqliteJobQueue(database, default_max_attempts=3)
 
 
-def test_a_killed_worker_is_restarted_and_its_job_queued_again(queue) -> None:
+def started_pool(
+    queue: SqliteJobQueue, script: str, size: int = 1
+) -> tuple[WorkerPool, list[subprocess.Popen]]:
+    """A pool on node "n" whose workers run ``script``, started; and what it spawned."""
     spawned: list[subprocess.Popen] = []
-    pool = WorkerPool(
-        queue, spawner(WAITS_FOR_STDIN, spawned), size=1, node="n", cancel_grace_seconds=1
-    )
+    pool = WorkerPool(queue, spawner(script, spawned), size=size, node="n", cancel_grace_seconds=1)
     pool.start()
+    return pool, spawned
+
+
+def test_a_killed_worker_is_restarted_and_its_job_queued_again(queue) -> None:
+    pool, spawned = started_pool(queue, WAITS_FOR_STDIN)
     try:
         until(lambda: pool.status()[0]["alive"])
         first = spawned[0]
@@ -64,11 +70,7 @@ def test_a_killed_worker_is_restarted_and_its_job_queued_again(queue) -> None:
 
 
 def test_a_worker_dying_at_start_is_retried_with_back_off_then_reported(queue) -> None:
-    spawned: list[subprocess.Popen] = []
-    pool = WorkerPool(
-        queue, spawner(EXITS_AT_ONCE, spawned), size=1, node="n", cancel_grace_seconds=1
-    )
-    pool.start()
+    pool, spawned = started_pool(queue, EXITS_AT_ONCE)
     try:
         until(lambda: pool.status()[0]["crashLooping"], seconds=20)
     finally:
@@ -79,11 +81,7 @@ def test_a_worker_dying_at_start_is_retried_with_back_off_then_reported(queue) -
 
 
 def test_stopping_ends_the_workers_and_queues_their_jobs_without_an_attempt(queue) -> None:
-    spawned: list[subprocess.Popen] = []
-    pool = WorkerPool(
-        queue, spawner(WAITS_FOR_STDIN, spawned), size=2, node="n", cancel_grace_seconds=1
-    )
-    pool.start()
+    pool, spawned = started_pool(queue, WAITS_FOR_STDIN, 2)
     until(lambda: all(worker["alive"] for worker in pool.status()))
     job = queue.enqueue("k", {})
     queue.claim(node="n", worker=f"n/1/{spawned[1].pid}", kinds=["k"])

@@ -8,7 +8,7 @@ PYTHON := /usr/bin/python3
 VENV := .venv
 # npm only fetches the viewer; a machine with Node.js from elsewhere already has it.
 DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv \
-	orthanc-dev gcc libc6-dev $(if $(shell command -v npm),,npm)
+	orthanc-dev gcc libc6-dev fonts-dejavu-core $(if $(shell command -v npm),,npm)
 TEST_DEBIAN_PACKAGES := chromium dicom3tools systemd
 # The viewer: OHIF's published build from npm, rebased to /ohif/ (see ohif/install.py).
 OHIF_VERSION := 3.13.2

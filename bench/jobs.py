@@ -4,10 +4,12 @@
 2. Throughput: N no-op jobs drained by 1 and by 2 workers.
 3. DICOM ingest (storescu, one association) into Orthanc with the plugin as shipped (the
    reconstruction extension: its stable-study hook and its check of each incoming object)
-   vs. the same Orthanc without the Python plugin.
+   vs. the same Orthanc without the Python plugin, twice per server: right after it answers
+   (the plugin's workers are still starting) and, into a second study, once the server has
+   been idle for ``--settle`` seconds (what a modality sees on a server that has been up a while).
 
 Run: .venv/bin/python bench/jobs.py [--latency-jobs 200] [--throughput-jobs 500] [--instances 300]
-     [--ingest-rounds 3]
+     [--ingest-rounds 3] [--settle 15]
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--throughput-jobs", type=int, default=500)
     parser.add_argument("--instances", type=int, default=300)
     parser.add_argument("--ingest-rounds", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=15.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,31 +83,37 @@ def main() -> None:
             finally:
                 server.stop()
 
-        files = make_ct_series(root / "dicom", args.instances)
+        cold = make_ct_series(root / "dicom-cold", args.instances)
+        settled = make_ct_series(root / "dicom-settled", args.instances)
         variants = (
             ("with plugin", {"hounsfield__extensions": ["hounsfield.recon"]}, "/api/health"),
             ("without plugin", {"plugins": NO_PYTHON_PLUGIN}, "/system"),
         )
-        rates: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+        phases = ("right after start", f"after {args.settle:.0f} s idle")
+        rates: dict[tuple[str, str], list[float]] = {
+            (phase, label): [] for phase in phases for label, _, _ in variants
+        }
         for round_number in range(args.ingest_rounds):  # interleaved: disk and cache drift
             for label, settings, ready_path in variants:
                 name = f"ingest-{label.replace(' ', '-')}-{round_number}"
                 server = OrthancServer(root / name, **settings)
                 server.start(ready_path=ready_path)
                 try:
-                    rates[label].append(ingest(server, files))
+                    rates[phases[0], label].append(ingest(server, cold))
+                    time.sleep(args.settle)
+                    rates[phases[1], label].append(ingest(server, settled))
                 finally:
                     server.stop()
-        medians = {label: statistics.median(values) for label, values in rates.items()}
-        for label, values in rates.items():
-            spread = ", ".join(f"{value:.0f}" for value in values)
-            rows.append((f"C-STORE ingest {label}", f"{medians[label]:.0f} instances/s ({spread})"))
-        rows.append(
-            (
-                "ingest ratio with/without plugin (medians)",
-                f"{medians['with plugin'] / medians['without plugin']:.2f}",
-            )
-        )
+        for phase in phases:
+            medians = {}
+            for label, _, _ in variants:
+                values = rates[phase, label]
+                medians[label] = statistics.median(values)
+                spread = ", ".join(f"{value:.0f}" for value in values)
+                figure = f"{medians[label]:.0f} instances/s ({spread})"
+                rows.append((f"C-STORE ingest {phase}, {label}", figure))
+            ratio = medians["with plugin"] / medians["without plugin"]
+            rows.append((f"ingest ratio {phase} (medians)", f"{ratio:.2f}"))
 
     print_table(rows)
 

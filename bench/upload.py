@@ -24,7 +24,7 @@ import numpy as np
 import tifffile
 from common import percentiles, print_table
 
-from hounsfield.recon.dicom import encode
+from hounsfield.dicom_objects import encode
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.projections import build_projection_dataset
 from tests.support.recon import upload_acquisition

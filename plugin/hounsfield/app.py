@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from hounsfield.jobs.queue import SqliteJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
 from hounsfield.metrics import Metrics, MetricsSink
 from hounsfield.orthanc_api import InProcessOrthanc
-from hounsfield.registry import Registry, load_extensions
+from hounsfield.registry import BackgroundTask, Registry, load_extensions
 from hounsfield.web import HttpError, Request, Response, Router, pages
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Application:
         # As many as Orthanc's HTTP threads, so that no request waits for another's route.
         self.threads = FullStackThreads(int(settings.orthanc_config.get("HttpThreadsCount", 50)))
         self._started = False
+        self._stopping = threading.Event()  # set at stop: background tasks return
 
     def start(self) -> None:
         if self._started:
@@ -128,6 +130,10 @@ class Application:
         self.pool.start()
         self.events.start()
         self.changes.start()
+        self._stopping.clear()
+        for task in self.registry.background_tasks:
+            name = f"{task.__module__}.{task.__qualname__}"
+            threading.Thread(target=self._background, args=(task,), name=name, daemon=True).start()
         log.info(
             "Hounsfield started: %s worker(s), data in %s",
             self.pool.size,
@@ -139,6 +145,7 @@ class Application:
         if not self._started:
             return
         self._started = False
+        self._stopping.set()
         self.changes.stop()
         self.events.stop()
         self.pool.stop()
@@ -241,6 +248,12 @@ class Application:
 
     def health(self) -> dict[str, Any]:
         return health.health_report(self)
+
+    def _background(self, task: BackgroundTask) -> None:
+        try:
+            task(self, self._stopping)
+        except Exception:
+            log.exception("background task %s.%s failed", task.__module__, task.__qualname__)
 
     def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
         return EventContext(record, handler_name, self.orthanc, self.submit, self.db)

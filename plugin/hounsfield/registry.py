@@ -11,6 +11,7 @@ configuration, so they always agree. Extension authors import from ``hounsfield.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,12 @@ from hounsfield.web.router import RouteTable
 if TYPE_CHECKING:
     from hounsfield.events.context import EventContext
     from hounsfield.jobs.context import JobContext
+    from hounsfield.services import Services
 
 JobHandler = Callable[["JobContext"], Any]
 EventHandler = Callable[["EventContext"], None]
+# Runs in the plugin process from start to stop; returns when ``stopping`` is set.
+BackgroundTask = Callable[["Services", threading.Event], None]
 Section = TypeVar("Section", bound=BaseModel)
 
 
@@ -50,6 +54,7 @@ class Registry:
     event_handlers: dict[Event, list[BoundHandler]] = field(default_factory=dict)
     interventions: dict[Intervention, Callable[..., object]] = field(default_factory=dict)
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
+    background_tasks: list[BackgroundTask] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
     migrations: list[Migration] = field(default_factory=list)
     # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
@@ -65,6 +70,13 @@ class Registry:
     def on_worker_start(self, warm_up: Callable[[], None]) -> None:
         """Run ``warm_up`` once in each worker as it starts (e.g. load a heavy library)."""
         self.worker_startup.append(warm_up)
+
+    def background(self, task: BackgroundTask) -> None:
+        """Run ``task(services, stopping)`` on a thread of its own in the plugin process once
+        Orthanc has started (e.g. catch up with what changed while the plugin was off, or
+        a periodic sweep): light work only, in small steps, returning once ``stopping`` is
+        set. Heavy work belongs in a job."""
+        self.background_tasks.append(task)
 
     def migration(self, *migrations: Migration) -> None:
         """Create or change the feature's own tables, once each, in the order registered

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from hounsfield.recon.dicom import new_instance, set_unsigned_pixels
+from hounsfield.dicom_objects import new_instance, set_unsigned_pixels
 from hounsfield.recon.geometry import VolumeGrid
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"

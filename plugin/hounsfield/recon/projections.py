@@ -19,7 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from hounsfield.recon.dicom import new_instance, set_unsigned_pixels
+from hounsfield.dicom_objects import new_instance, set_unsigned_pixels
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
 
 XA_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"

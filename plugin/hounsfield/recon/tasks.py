@@ -12,11 +12,11 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
+from hounsfield.dicom_objects import STUDY_ATTRIBUTES, encode
 from hounsfield.jobs.context import JobContext
 from hounsfield.recon import spool
 from hounsfield.recon.candidates import header_in_orthanc
 from hounsfield.recon.ct_series import SeriesInfo, ct_slices, to_hounsfield
-from hounsfield.recon.dicom import STUDY_ATTRIBUTES, encode
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.methods import METHODS, Problem
 from hounsfield.recon.params import (

@@ -1,4 +1,4 @@
-"""What every DICOM object we write shares: identity, the study it belongs to, pixels."""
+"""What every DICOM object we write shares: identity, the study it belongs to, pixels, bytes."""
 
 from __future__ import annotations
 

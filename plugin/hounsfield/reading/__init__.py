@@ -1,0 +1,27 @@
+"""The reading department: worklist, claims, reports from draft to signed, back into the PACS.
+
+An ordinary extension (``hounsfield.reading`` in the ``Extensions`` setting): everything
+it brings is declared in ``register`` below. Its settings are the ``HounsfieldReading``
+section (``settings``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from hounsfield.api import Event, Registry
+from hounsfield.reading import reports, routes, sync, worklist
+from hounsfield.reading.desk import PUBLISH
+from hounsfield.reading.publish import publish
+from hounsfield.reading.settings import SECTION, ReadingSettings
+
+
+def register(registry: Registry) -> None:
+    settings = registry.section(ReadingSettings, SECTION)
+    registry.migration(*worklist.MIGRATIONS, *reports.MIGRATIONS)
+    registry.on(Event.STUDY_NEW, sync.study_arrived, name="reading.study_new")
+    registry.on(Event.STUDY_STABLE, sync.study_arrived, name="reading.study_stable")
+    registry.on(Event.STUDY_DELETED, sync.study_deleted, name="reading.study_deleted")
+    registry.background(sync.keep_in_step(settings))
+    registry.job_kind(PUBLISH, functools.partial(publish, settings=settings), internal=True)
+    registry.routes(routes.routes)

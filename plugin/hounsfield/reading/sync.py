@@ -1,0 +1,104 @@
+"""The worklist in step with Orthanc: events as studies come and go, a catch-up at start.
+
+Events keep the table current while the plugin runs: a row when a study's first instance
+arrives, refreshed (counts, modalities) when it is stable, removed when it is deleted (its
+report stays, marked orphaned). What happened while the plugin was off is caught up at
+start by ``reconcile``: the studies Orthanc has and the table lacks are read in batches,
+with a pause between batches, on a background thread (Orthanc answers requests meanwhile),
+and rows of studies Orthanc no longer has are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+from hounsfield.api import BackgroundTask, EventContext, OrthancApi, Services
+from hounsfield.reading.desk import ReadingDesk
+from hounsfield.reading.reports import Reports
+from hounsfield.reading.settings import ReadingSettings
+from hounsfield.reading.worklist import StudySummary, Worklist
+
+log = logging.getLogger(__name__)
+BATCH_PAUSE_SECONDS = 0.02  # between batches of a catch-up: Orthanc's own requests go first
+SWEEP_SECONDS = 30.0  # how often idle claims are looked for
+
+
+def study_arrived(context: EventContext) -> None:
+    """``study.new`` and ``study.stable``: write what Orthanc says of the study now."""
+    summary = StudySummary.read(context.orthanc, context.event.resource_id)
+    if summary is not None:
+        Worklist(context.database).upsert(summary)
+
+
+def study_deleted(context: EventContext) -> None:
+    study_id = context.event.resource_id
+    Worklist(context.database).remove(study_id)
+    Reports(context.database).orphan(study_id)
+
+
+def _arrival(last_update: str) -> str | None:
+    """Orthanc's LastUpdate (local time, "20261124T065740") as our UTC timestamps."""
+    try:
+        moment = datetime.strptime(last_update, "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def reconcile(
+    orthanc: OrthancApi,
+    worklist: Worklist,
+    reports: Reports,
+    *,
+    batch: int,
+    stopping: threading.Event,
+) -> tuple[int, int]:
+    """Add the studies Orthanc has that the worklist lacks, remove those it no longer has;
+    (added, removed)."""
+    ours = worklist.study_ids()  # first: a study added by an event meanwhile is kept
+    theirs = set(orthanc.get_json("/studies"))
+    removed = 0
+    for study_id in ours - theirs:
+        worklist.remove(study_id)
+        reports.orphan(study_id)
+        removed += 1
+    missing = sorted(theirs - ours)
+    added = 0
+    for start in range(0, len(missing), batch):
+        if stopping.is_set():
+            break
+        for study_id in missing[start : start + batch]:
+            summary = StudySummary.read(orthanc, study_id)
+            if summary is not None:
+                worklist.upsert(summary, arrived_at=_arrival(summary.last_update))
+                added += 1
+        stopping.wait(BATCH_PAUSE_SECONDS)
+    return added, removed
+
+
+def keep_in_step(settings: ReadingSettings) -> BackgroundTask:
+    """The background task: catch up once, then release idle claims every half minute."""
+
+    def task(services: Services, stopping: threading.Event) -> None:
+        desk = ReadingDesk.of(services, settings)
+        started = time.monotonic()
+        added, removed = reconcile(
+            services.orthanc,
+            desk.worklist,
+            desk.reports,
+            batch=settings.reconcile_batch,
+            stopping=stopping,
+        )
+        log.info(
+            "worklist caught up with Orthanc in %.1f s: %d studies added, %d removed",
+            time.monotonic() - started,
+            added,
+            removed,
+        )
+        while not stopping.wait(SWEEP_SECONDS):
+            desk.release_expired()
+
+    return task

@@ -1,0 +1,241 @@
+"""The radiologist's day over HTTP, against a real Orthanc with the reading extension.
+
+Stored with storescu -> the worklist row appears -> claimed (a second radiologist gets 409)
+-> draft -> a stale save gets 409 -> signed -> the PDF's text (read back with pypdf) holds
+the report -> Encapsulated PDF and SR are in the study and pass dciodvfy -> amended ->
+history has both -> the referrer reads the signed report and nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from pypdf import PdfReader
+
+from tests.support.server import ADMIN_PASSWORD, OrthancServer, wait_for
+
+PASSWORD = "reading-password-1"
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+
+
+class Department:
+    """A server and one signed-in client per person."""
+
+    def __init__(self, orthanc: OrthancServer) -> None:
+        self.orthanc = orthanc
+        self.people: dict[str, requests.Session] = {
+            "admin": orthanc.client(orthanc.login("admin", ADMIN_PASSWORD))
+        }
+
+    def hire(self, username: str, role: str, **extra: object) -> requests.Session:
+        body = {"username": username, "password": PASSWORD, "role": role, **extra}
+        assert self.orthanc.post("/api/users", json=body).status_code == 201
+        return self.sign_in(username)
+
+    def sign_in(self, username: str) -> requests.Session:
+        self.people[username] = self.orthanc.client(self.orthanc.login(username, PASSWORD))
+        return self.people[username]
+
+    def call(self, who: str, method: str, path: str, **kwargs: object) -> requests.Response:
+        return self.people[who].request(method, self.orthanc.url(path), timeout=20, **kwargs)
+
+    def row(self, study_id: str) -> dict | None:
+        answer = self.call("admin", "GET", f"/api/worklist/{study_id}")
+        return answer.json() if answer.status_code == 200 else None
+
+
+def stored_study(orthanc: OrthancServer, path: Path) -> tuple[str, str]:
+    """(Orthanc's study id, StudyInstanceUID) of the study ``path`` was stored into."""
+    uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
+    found = orthanc.post("/tools/lookup", data=uid).json()
+    return next(item["ID"] for item in found if item["Type"] == "Study"), uid
+
+
+def pdf_text(document: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
+
+
+def instances_of_class(orthanc: OrthancServer, study_id: str, sop_class: str) -> list[str]:
+    found = []
+    for instance in orthanc.get(f"/studies/{study_id}/instances").json():
+        tags = orthanc.get(f"/instances/{instance['ID']}/simplified-tags").json()
+        if tags.get("SOPClassUID") == sop_class:
+            found.append(instance["ID"])
+    return found
+
+
+def dciodvfy_errors(orthanc: OrthancServer, instance: str, folder: Path) -> list[str]:
+    path = folder / f"{instance}.dcm"
+    path.write_bytes(orthanc.get(f"/instances/{instance}/file").content)
+    checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in checked.stderr.splitlines() if line.startswith("Error")]
+
+
+@pytest.fixture(scope="module")
+def department(tmp_path_factory: pytest.TempPathFactory):
+    orthanc = OrthancServer(
+        tmp_path_factory.mktemp("reading"),
+        stable_age=1,
+        hounsfield__workers=1,
+        hounsfield__extensions=["hounsfield.reading"],
+        hounsfield_reading__institution="Radiologie, Hôpital Saint-Éloi",
+    ).start()
+    department = Department(orthanc)
+    yield department
+    orthanc.stop()
+
+
+def test_a_study_read_claimed_written_signed_amended_and_published(
+    department: Department, dicom_file, tmp_path: Path
+) -> None:
+    orthanc = department.orthanc
+    path = dicom_file("CT_small.dcm", PatientName="Müller^Zoë", AccessionNumber="ACC-READ-1")
+    orthanc.store(path)
+    study, uid = stored_study(orthanc, path)
+    department.hire("dr-ana", "radiologist")
+    department.hire("dr-ben", "radiologist")
+    department.hire("tech-cy", "technician")
+    department.hire("ref-dee", "referrer", studies=[uid])
+
+    # The row appears, unread, found by a folded wildcard on the name
+    wait_for(lambda: department.row(study), 30, "the study's worklist row")
+    found = department.call("dr-ana", "GET", "/api/worklist?patientName=*MULLER*zoe").json()
+    assert [row["id"] for row in found["studies"]] == [study]
+    assert found["studies"][0]["status"] == "unread"
+    assert found["studies"][0]["modalities"] == ["CT"]
+
+    # One radiologist at a time
+    claimed = department.call("dr-ana", "POST", f"/api/studies/{study}/claim")
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["status"] == "in_progress"
+    second = department.call("dr-ben", "POST", f"/api/studies/{study}/claim")
+    assert second.status_code == 409
+    assert second.json()["holder"] == "dr-ana"
+    assert department.call("tech-cy", "POST", f"/api/studies/{study}/claim").status_code == 403
+
+    # A new report starts from the suggested template, filled from the tags (kV of CT_small)
+    proposal = department.call("dr-ana", "GET", f"/api/studies/{study}/report").json()
+    assert proposal["version"] == 0 and proposal["status"] is None
+    assert proposal["template"] == "generic"
+    assert "120 kV" in proposal["sections"]["technique"]
+
+    body = {
+        "template": "ct-chest",
+        "language": "en",
+        "sections": {
+            "clinical_information": "Cough for three weeks.",
+            "findings": "A 6 mm nodule in the right upper lobe. <script>alert(1)</script>",
+            "impression": "Small pulmonary nodule.",
+        },
+        "version": 0,
+    }
+    saved = department.call("dr-ana", "PUT", f"/api/studies/{study}/report", json=body)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["version"] == 1 and saved.json()["status"] == "draft"
+    stale = department.call("dr-ana", "PUT", f"/api/studies/{study}/report", json=body)
+    assert stale.status_code == 409 and stale.json()["version"] == 1
+    not_holder = department.call(
+        "dr-ben", "PUT", f"/api/studies/{study}/report", json={**body, "version": 1}
+    )
+    assert not_holder.status_code == 409 and not_holder.json()["holder"] == "dr-ana"
+    assert department.call("ref-dee", "GET", f"/api/studies/{study}/report").status_code == 404
+    assert department.row(study)["status"] == "draft"
+
+    # Signed by the holder only, at the current version
+    refused = department.call(
+        "dr-ben", "POST", f"/api/studies/{study}/report/sign", json={"version": 1}
+    )
+    assert refused.status_code == 409
+    signed = department.call(
+        "dr-ana", "POST", f"/api/studies/{study}/report/sign", json={"version": 1}
+    )
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["status"] == "final" and signed.json()["signer"] == "dr-ana"
+    row = department.row(study)
+    assert row["status"] == "final" and row["assignedTo"] is None and row["signed"]
+    locked = department.call(
+        "dr-ana", "PUT", f"/api/studies/{study}/report", json={**body, "version": 2}
+    )
+    assert locked.status_code == 409 and "amend" in locked.json()["error"]
+
+    pdf = wait_for(
+        lambda: (
+            (r := department.call("dr-ana", "GET", f"/api/studies/{study}/report/pdf")).ok and r
+        ),
+        60,
+        "the signed report's PDF",
+    )
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    text = pdf_text(pdf.content)
+    assert "A 6 mm nodule in the right upper lobe. <script>alert(1)</script>" in text
+    assert "Müller Zoë" in text and "Radiologie, Hôpital Saint-Éloi" in text
+    assert "Signed by dr-ana" in text and "Page 1 of 1" in text
+
+    # Back in the PACS: one Encapsulated PDF and one SR, valid, each in a series of its own
+    wait_for(lambda: instances_of_class(orthanc, study, BASIC_TEXT_SR), 30, "the report SR")
+    (pdf_instance,) = instances_of_class(orthanc, study, ENCAPSULATED_PDF)
+    (sr_instance,) = instances_of_class(orthanc, study, BASIC_TEXT_SR)
+    for instance in (pdf_instance, sr_instance):
+        assert dciodvfy_errors(orthanc, instance, tmp_path) == []
+    series = {
+        orthanc.get(f"/instances/{i}").json()["ParentSeries"] for i in (pdf_instance, sr_instance)
+    }
+    assert len(series) == 2
+    sr = pydicom.dcmread(io.BytesIO(orthanc.get(f"/instances/{sr_instance}/file").content))
+    assert [item.TextValue for item in sr.ContentSequence][-1] == "Small pulmonary nodule."
+    assert sr.VerificationFlag == "VERIFIED"
+
+    # Amended with a reason: a second version, the first still readable
+    amendment = {
+        **body,
+        "sections": {**body["sections"], "impression": "Small nodule; CT in 12 months."},
+        "version": 2,
+        "reason": "Follow-up advice added",
+    }
+    amended = department.call(
+        "dr-ben", "POST", f"/api/studies/{study}/report/amend", json=amendment
+    )
+    assert amended.status_code == 200, amended.text
+    assert amended.json()["number"] == 2 and amended.json()["status"] == "amended"
+    history = department.call("dr-ana", "GET", f"/api/studies/{study}/report/history").json()
+    assert [(v["number"], v["status"], v["signer"]) for v in history["versions"]] == [
+        (1, "final", "dr-ana"),
+        (2, "amended", "dr-ben"),
+    ]
+    assert history["versions"][0]["sections"]["impression"] == "Small pulmonary nodule."
+    second_pdf = wait_for(
+        lambda: (
+            (r := department.call("dr-ana", "GET", f"/api/studies/{study}/report/pdf?version=2")).ok
+            and r
+        ),
+        60,
+        "the amendment's PDF",
+    )
+    amended_text = pdf_text(second_pdf.content)
+    assert "AMENDED REPORT (version 2)" in amended_text
+    assert "Follow-up advice added" in amended_text and "First signed by dr-ana" in amended_text
+    wait_for(lambda: len(instances_of_class(orthanc, study, BASIC_TEXT_SR)) == 2, 30, "2nd SR")
+    newest = max(
+        instances_of_class(orthanc, study, BASIC_TEXT_SR),
+        key=lambda i: orthanc.get(f"/instances/{i}/simplified-tags").json()["InstanceNumber"],
+    )
+    newest_sr = pydicom.dcmread(io.BytesIO(orthanc.get(f"/instances/{newest}/file").content))
+    replaced = newest_sr.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0]
+    assert replaced.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == sr.SOPInstanceUID
+    assert dciodvfy_errors(orthanc, newest, tmp_path) == []
+
+    # The referrer reads the signed report of the linked study, and nothing else
+    referrer = department.call("ref-dee", "GET", f"/api/studies/{study}/report").json()
+    assert referrer["sections"]["impression"] == "Small nodule; CT in 12 months."
+    assert department.call("ref-dee", "GET", f"/api/studies/{study}/report/pdf").ok
+    assert department.call("ref-dee", "GET", "/api/worklist").status_code == 403
+    assert (
+        department.call("ref-dee", "PUT", f"/api/studies/{study}/report", json=body).status_code
+        == 403
+    )

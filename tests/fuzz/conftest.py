@@ -91,12 +91,14 @@ def _target(folder: Path, **settings: object) -> Iterator[Target]:
     server.stop()
 
 
+EXTENSIONS = ("hounsfield.recon", "hounsfield.reading")  # every route we ship
+
+
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """A server with the reconstruction extension: every route we serve."""
+    """A server with our extensions: every route we serve."""
     yield from _target(
-        Path(tmp_path_factory.mktemp("orthanc-fuzz")),
-        hounsfield__extensions=["hounsfield.recon"],
+        Path(tmp_path_factory.mktemp("orthanc-fuzz")), hounsfield__extensions=list(EXTENSIONS)
     )
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hounsfield.app import build_registry
-from tests.fuzz.conftest import Target
+from tests.fuzz.conftest import EXTENSIONS, Target
 from tests.fuzz.strategies import (
     content_types,
     json_bodies,
@@ -31,7 +31,7 @@ PARAMETER_VALUES = {"int": "1", "str": "fuzz-target", "path": "x"}
 def routes_with_bodies() -> list[tuple[str, str]]:
     """(method, path) of every route, ours and our extensions', that accepts a body."""
     found = []
-    for table in build_registry(["hounsfield.recon"], {}).route_tables:
+    for table in build_registry(list(EXTENSIONS), {}).route_tables:
         for route in table.routes:
             if route.method in ("POST", "PUT") and (route.method, route.template) not in NOT_FUZZED:
                 path = re.sub(
@@ -51,6 +51,7 @@ def test_the_routes_with_bodies_are_all_found() -> None:
     assert ("POST", "/instances") in ROUTES_WITH_BODIES
     assert ("POST", "/api/acquisitions") in ROUTES_WITH_BODIES
     assert ("PUT", "/api/users/fuzz-target") in ROUTES_WITH_BODIES
+    assert ("PUT", "/api/studies/fuzz-target/report") in ROUTES_WITH_BODIES
 
 
 @SETTINGS

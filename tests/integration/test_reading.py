@@ -9,7 +9,9 @@ history has both -> the referrer reads the signed report and nothing else.
 from __future__ import annotations
 
 import io
+import signal
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pydicom
@@ -27,8 +29,9 @@ BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 class Department:
     """A server and one signed-in client per person."""
 
-    def __init__(self, orthanc: OrthancServer) -> None:
+    def __init__(self, orthanc: OrthancServer, dicom_file: Callable[..., Path]) -> None:
         self.orthanc = orthanc
+        self.dicom_file = dicom_file
         self.people: dict[str, requests.Session] = {
             "admin": orthanc.client(orthanc.login("admin", ADMIN_PASSWORD))
         }
@@ -78,16 +81,16 @@ def dciodvfy_errors(orthanc: OrthancServer, instance: str, folder: Path) -> list
 
 
 @pytest.fixture(scope="module")
-def department(tmp_path_factory: pytest.TempPathFactory):
+def department(tmp_path_factory: pytest.TempPathFactory, dicom_file) -> Iterator[Department]:
     orthanc = OrthancServer(
         tmp_path_factory.mktemp("reading"),
         stable_age=1,
         hounsfield__workers=1,
         hounsfield__extensions=["hounsfield.reading"],
         hounsfield_reading__institution="Radiologie, Hôpital Saint-Éloi",
+        hounsfield_reading__report_bytes=4096,
     ).start()
-    department = Department(orthanc)
-    yield department
+    yield Department(orthanc, dicom_file)
     orthanc.stop()
 
 
@@ -239,3 +242,227 @@ def test_a_study_read_claimed_written_signed_amended_and_published(
         department.call("ref-dee", "PUT", f"/api/studies/{study}/report", json=body).status_code
         == 403
     )
+
+
+def claimed_study(department: Department, radiologist: str, **attributes: str) -> str:
+    """A new study stored, in the worklist, claimed by ``radiologist``."""
+    path = department.dicom_file("CT_small.dcm", **attributes)
+    department.orthanc.store(path)
+    study, _ = stored_study(department.orthanc, path)
+    wait_for(lambda: department.row(study), 30, "the study's worklist row")
+    if radiologist not in department.people:
+        department.hire(radiologist, "radiologist")
+    answer = department.call(radiologist, "POST", f"/api/studies/{study}/claim")
+    assert answer.status_code == 200, answer.text
+    return study
+
+
+REPORT = {
+    "template": "generic",
+    "language": "en",
+    "sections": {"findings": "Stable.", "impression": "No change."},
+    "version": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def drafted(department: Department) -> str:
+    """A study with a saved draft, held by dr-eve."""
+    study = claimed_study(department, "dr-eve")
+    saved = department.call("dr-eve", "PUT", f"/api/studies/{study}/report", json=REPORT)
+    assert saved.status_code == 200, saved.text
+    return study
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "complaint"),
+    [
+        (b"{not json", 400, "JSON"),
+        (b"[" * 1000, 400, "nested deeper"),
+        ({**REPORT, "template": "ct-knee"}, 400, "unknown template"),
+        ({**REPORT, "language": "it"}, 400, "language"),
+        ({**REPORT, "sections": {"history": "x"}}, 400, "sections"),
+        ({**REPORT, "version": -1}, 400, "version"),
+        ({**REPORT, "version": 7}, 409, "stale"),
+        ({**REPORT, "sections": {"findings": "x" * 5000}}, 413, "4096 bytes"),
+    ],
+)
+def test_bad_reports_are_refused_and_the_draft_stays(
+    department: Department, drafted: str, body: object, status: int, complaint: str
+) -> None:
+    study = drafted
+    current = department.call("dr-eve", "GET", f"/api/studies/{study}/report").json()
+    if isinstance(body, bytes):
+        answer = department.call(
+            "dr-eve",
+            "PUT",
+            f"/api/studies/{study}/report",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+    else:
+        body = {**body, "version": body["version"] or current["version"]}
+        answer = department.call("dr-eve", "PUT", f"/api/studies/{study}/report", json=body)
+    assert answer.status_code == status, answer.text
+    assert complaint.lower() in answer.text.lower()
+    after = department.call("dr-eve", "GET", f"/api/studies/{study}/report").json()
+    assert after == current
+
+
+@pytest.mark.parametrize(
+    ("path", "complaint"),
+    [
+        ("/api/worklist?sort=patient_name", "sort"),
+        ("/api/worklist?status=read", "status"),
+        ("/api/worklist?priority=asap", "priority"),
+        ("/api/worklist?from=2026-13", "from"),
+        ("/api/worklist?limit=100000", "limit"),
+    ],
+)
+def test_bad_worklist_queries_are_named(department: Department, path: str, complaint: str) -> None:
+    answer = department.call("admin", "GET", path)
+    assert answer.status_code == 400
+    assert complaint in answer.json()["error"]
+
+
+def test_priority_and_assignment(department: Department) -> None:
+    study = claimed_study(department, "dr-fay")
+    department.hire("tech-gus", "technician")
+    raised = department.call(
+        "tech-gus", "PUT", f"/api/studies/{study}/priority", json={"priority": "stat"}
+    )
+    assert raised.status_code == 200 and raised.json()["priority"] == "stat"
+    assert (
+        department.call(
+            "tech-gus", "PUT", f"/api/studies/{study}/priority", json={"priority": "asap"}
+        ).status_code
+        == 400
+    )
+    first = department.call("admin", "GET", "/api/worklist?limit=1").json()["studies"][0]
+    assert first["id"] == study  # the only stat study heads the list
+    department.hire("dr-hal", "radiologist")
+    refused = department.call(
+        "tech-gus", "PUT", f"/api/studies/{study}/assignment", json={"user": "dr-hal"}
+    )
+    assert refused.status_code == 403
+    not_a_reader = department.call(
+        "admin", "PUT", f"/api/studies/{study}/assignment", json={"user": "tech-gus"}
+    )
+    assert not_a_reader.status_code == 400
+    given = department.call(
+        "admin", "PUT", f"/api/studies/{study}/assignment", json={"user": "dr-hal"}
+    )
+    assert given.status_code == 200 and given.json()["assignedTo"] == "dr-hal"
+    mine = department.call("dr-hal", "GET", "/api/worklist?assigned=me").json()["studies"]
+    assert [row["id"] for row in mine] == [study]
+    trail = department.call("admin", "GET", "/api/audit?action=reading.assign").json()
+    assert any(entry["resource"] == f"/studies/{study}" for entry in trail["entries"])
+
+
+LABELS = {  # the findings heading of each language, written here, not read from our catalogues
+    "en": "Findings",
+    "fr": "Résultats",
+    "de": "Befund",
+    "es": "Hallazgos",
+    "ru": "Описание",
+}
+
+
+@pytest.mark.parametrize("language", sorted(LABELS))
+def test_the_signed_pdf_speaks_the_reports_language(department: Department, language: str) -> None:
+    study = claimed_study(
+        department, "dr-ivy", PatientName="Петрова^Мария", SpecificCharacterSet="ISO_IR 192"
+    )
+    text = {"findings": f"Текст {language}: без патологии.", "impression": "—"}
+    body = {"template": "ct-chest", "language": language, "sections": text, "version": 0}
+    assert department.call("dr-ivy", "PUT", f"/api/studies/{study}/report", json=body).ok
+    assert department.call(
+        "dr-ivy", "POST", f"/api/studies/{study}/report/sign", json={"version": 1}
+    ).ok
+    pdf = wait_for(
+        lambda: (
+            (r := department.call("dr-ivy", "GET", f"/api/studies/{study}/report/pdf")).ok and r
+        ),
+        60,
+        "the PDF",
+    )
+    printed = pdf_text(pdf.content)
+    assert LABELS[language] in printed
+    assert f"Текст {language}: без патологии." in printed and "Петрова Мария" in printed
+
+
+def test_a_deleted_study_leaves_the_worklist_and_keeps_its_report(department: Department) -> None:
+    study = claimed_study(department, "dr-jo")
+    assert department.call("dr-jo", "PUT", f"/api/studies/{study}/report", json=REPORT).ok
+    assert department.call(
+        "dr-jo", "POST", f"/api/studies/{study}/report/sign", json={"version": 1}
+    ).ok
+    assert department.call("admin", "DELETE", f"/studies/{study}").ok
+    wait_for(lambda: department.row(study) is None, 30, "the row to leave the worklist")
+    orphans = department.call("admin", "GET", "/api/reports/orphaned").json()["reports"]
+    assert study in [report["study"] for report in orphans]
+    assert department.call("dr-jo", "GET", "/api/reports/orphaned").status_code == 403
+    history = department.call("admin", "GET", f"/api/studies/{study}/report/history").json()
+    assert [version["signer"] for version in history["versions"]] == ["dr-jo"]
+
+
+def reading_server(workdir: Path, *extensions: str) -> OrthancServer:
+    """A server on ``workdir`` (the same storage and database each time it is made)."""
+    return OrthancServer(
+        workdir, stable_age=1, hounsfield__workers=1, hounsfield__extensions=list(extensions)
+    ).start()
+
+
+def test_nothing_is_lost_when_orthanc_is_killed_mid_flow(tmp_path: Path, dicom_file) -> None:
+    department = Department(reading_server(tmp_path, "hounsfield.reading"), dicom_file)
+    try:
+        study = claimed_study(department, "dr-kim")
+        assert department.call("dr-kim", "PUT", f"/api/studies/{study}/report", json=REPORT).ok
+        department.orthanc.stop(signal.SIGKILL)
+
+        department = Department(reading_server(tmp_path, "hounsfield.reading"), dicom_file)
+        department.sign_in("dr-kim")
+        draft = department.call("dr-kim", "GET", f"/api/studies/{study}/report").json()
+        assert (draft["status"], draft["version"]) == ("draft", 1)
+        assert department.row(study)["assignedTo"] == "dr-kim"
+        signed = department.call(
+            "dr-kim", "POST", f"/api/studies/{study}/report/sign", json={"version": 1}
+        )
+        assert signed.ok, signed.text
+        department.orthanc.stop(signal.SIGKILL)  # perhaps before the PDF was stored
+
+        department = Department(reading_server(tmp_path, "hounsfield.reading"), dicom_file)
+        department.sign_in("dr-kim")
+        wait_for(
+            lambda: department.call("dr-kim", "GET", f"/api/studies/{study}/report/pdf").ok,
+            60,
+            "the PDF of the report signed before the kill",
+        )
+        assert department.row(study)["status"] == "final"
+    finally:
+        department.orthanc.stop()
+
+
+def test_the_worklist_catches_up_with_what_happened_while_it_was_off(
+    tmp_path: Path, dicom_file
+) -> None:
+    kept, removed = dicom_file("CT_small.dcm"), dicom_file("MR_small.dcm")
+    department = Department(reading_server(tmp_path, "hounsfield.reading"), dicom_file)
+    department.orthanc.store(removed)
+    gone, _ = stored_study(department.orthanc, removed)
+    wait_for(lambda: department.row(gone), 30, "the first study's row")
+    department.orthanc.stop()
+
+    plain = reading_server(tmp_path)  # the same Orthanc without the reading extension
+    plain.store(kept)
+    added, _ = stored_study(plain, kept)
+    assert plain.http.delete(plain.url(f"/studies/{gone}"), timeout=10).ok
+    plain.stop()
+
+    department = Department(reading_server(tmp_path, "hounsfield.reading"), dicom_file)
+    try:
+        wait_for(lambda: department.row(added), 30, "the study stored while the reading was off")
+        wait_for(lambda: department.row(gone) is None, 30, "the deleted study to leave")
+        assert department.row(added)["modalities"] == ["CT"]
+    finally:
+        department.orthanc.stop()

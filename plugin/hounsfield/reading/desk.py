@@ -92,7 +92,9 @@ class ReadingDesk:
                 result = move()
         except ReadingConflict as conflict:
             uid = self._uid(study_id)
-            self._record(actor, action, study_id, uid, "refused", reason=conflict.message, **detail)
+            self._record(
+                actor, action, study_id, uid, "refused", refusal=conflict.message, **detail
+            )
             raise
         self._record(actor, action, study_id, self._uid(study_id), "ok", **detail)
         return result

@@ -316,14 +316,21 @@ class Worklist:
         return rows[0]
 
     def release_expired(self, expired_before: str) -> list[sqlite3.Row]:
-        """Release every claim idle since ``expired_before``; the rows as they were held."""
-        return self.db.execute(
-            f"UPDATE {TABLE} SET claimed_by = NULL, claimed_at = NULL,"
-            " status = CASE status WHEN 'in_progress' THEN 'unread' ELSE status END"
-            " WHERE claimed_by IS NOT NULL AND activity_at < ?"
-            " RETURNING study_id, study_uid, claimed_by",
-            (expired_before,),
-        )
+        """Release every claim idle since ``expired_before``; the rows as they were held
+        (RETURNING would give the new values, without the holder)."""
+        idle = "claimed_by IS NOT NULL AND activity_at < ?"
+        with self.db.transaction():
+            held = self.db.execute(
+                f"SELECT study_id, study_uid, claimed_by FROM {TABLE} WHERE {idle}",
+                (expired_before,),
+            )
+            self.db.execute(
+                f"UPDATE {TABLE} SET claimed_by = NULL, claimed_at = NULL,"
+                " status = CASE status WHEN 'in_progress' THEN 'unread' ELSE status END"
+                f" WHERE {idle}",
+                (expired_before,),
+            )
+        return held
 
     def set_priority(self, study_id: str, priority: Priority) -> sqlite3.Row:
         rows = self.db.execute(

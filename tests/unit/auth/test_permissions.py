@@ -14,10 +14,10 @@ from hounsfield.auth.permissions import (
 from hounsfield.auth.roles import Role
 from hounsfield.web import Router, RouteTable
 
-# The table the gate uses: every feature's routes (reconstruction's included), then
+# The table the gate uses: every feature's routes (our extensions' included), then
 # Orthanc's doors, then the admin catch-all.
 RULES = [
-    *Router(build_registry(["hounsfield.recon"], {}).route_tables).rules(),
+    *Router(build_registry(["hounsfield.recon", "hounsfield.reading"], {}).route_tables).rules(),
     *ORTHANC_DOORS,
     ADMIN_CATCH_ALL,
 ]
@@ -51,6 +51,9 @@ SAMPLE_PATHS = [
     "/api/jobs/7",
     "/api/jobs/seven",
     "/api/reconstructions",
+    "/api/studies/abc/report",
+    "/api/studies/abc/report/pdf",
+    "/api/worklist",
     "/api/nothing/here",
     "/dicom-web/studies/1.2.3/series/1.2.4/instances/1.2.5/frames/1",
     "/dicom-web/series",
@@ -103,6 +106,9 @@ def test_a_route_without_a_permission_is_refused_where_it_is_declared() -> None:
     ("method", "path", "ref", "parameter"),
     [
         ("GET", "/studies/abc", StudyRef.ORTHANC_STUDY, "abc"),
+        ("GET", "/api/studies/abc/report", StudyRef.ORTHANC_STUDY, "abc"),
+        ("GET", "/api/studies/abc/report/pdf", StudyRef.ORTHANC_STUDY, "abc"),
+        ("GET", "/api/studies/abc/report/history", StudyRef.ORTHANC_STUDY, "abc"),
         ("GET", "/series/abc/archive", StudyRef.ORTHANC_SERIES, "abc"),
         ("GET", "/instances/abc/frames/0/preview", StudyRef.ORTHANC_INSTANCE, "abc"),
         (
@@ -131,6 +137,8 @@ def test_study_routes_name_their_study(method, path, ref, parameter) -> None:
         "/dicom-web/instances",
         "/patients/abc",
         "/patients/abc/studies",
+        "/api/worklist",
+        "/api/reports/orphaned",
     ],
 )
 def test_a_referrer_can_list_nothing(path: str) -> None:
@@ -146,6 +154,18 @@ def test_a_referrer_searches_studies_only_by_a_linked_uid() -> None:
     assert found.rule.access.study.parameter == "?StudyInstanceUID"
     assert "0020000D" not in found.rule.access.referrer_query
     assert "PatientID" not in found.rule.access.referrer_query
+
+
+def test_only_radiologists_and_admins_write_reports() -> None:
+    for method, path in [
+        ("PUT", "/api/studies/abc/report"),
+        ("POST", "/api/studies/abc/report/sign"),
+        ("POST", "/api/studies/abc/report/amend"),
+        ("POST", "/api/studies/abc/claim"),
+        ("DELETE", "/api/studies/abc/claim"),
+    ]:
+        assert roles_for(method, path) == {Role.ADMIN, Role.RADIOLOGIST}, (method, path)
+    assert roles_for("PUT", "/api/studies/abc/assignment") == {Role.ADMIN}
 
 
 def test_unknown_routes_and_methods_fall_to_admins_only() -> None:

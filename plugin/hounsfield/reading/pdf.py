@@ -144,45 +144,24 @@ def _identification(pdf: FPDF, report: PrintedReport, t: Translate) -> None:
         pdf.cell(0, 6, value, border="B", new_x="LMARGIN", new_y="NEXT")
 
 
+def _paragraph(pdf: FPDF, text: str, *, size: int = 10, bold: bool = False) -> None:
+    pdf.set_font("DejaVu", "B" if bold else "", size)
+    pdf.multi_cell(0, size / 2, text, new_x="LMARGIN", new_y="NEXT")
+
+
 def _signatures(pdf: FPDF, report: PrintedReport, t: Translate) -> None:
     pdf.ln(6)
-    pdf.set_font("DejaVu", "", 10)
     signed = report.signature
+    when = local_time(signed.signed_at)
     if report.first_signature is not None:
         first = report.first_signature
-        pdf.multi_cell(
-            0,
-            5,
-            t("report.first_signed", signer=first.signer, time=local_time(first.signed_at)),
-            new_x="LMARGIN",
-            new_y="NEXT",
+        _paragraph(
+            pdf, t("report.first_signed", signer=first.signer, time=local_time(first.signed_at))
         )
-        pdf.set_font("DejaVu", "B", 10)
-        pdf.multi_cell(
-            0,
-            5,
-            t("report.amended", signer=signed.signer, time=local_time(signed.signed_at)),
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        pdf.set_font("DejaVu", "", 10)
-        pdf.multi_cell(
-            0,
-            5,
-            t("report.amendment_reason", reason=report.amendment_reason or ""),
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
+        _paragraph(pdf, t("report.amended", signer=signed.signer, time=when), bold=True)
+        _paragraph(pdf, t("report.amendment_reason", reason=report.amendment_reason or ""))
     else:
-        pdf.set_font("DejaVu", "B", 10)
-        pdf.multi_cell(
-            0,
-            5,
-            t("report.signed", signer=signed.signer, time=local_time(signed.signed_at)),
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-    pdf.set_font("DejaVu", "", 7)
+        _paragraph(pdf, t("report.signed", signer=signed.signer, time=when), bold=True)
     pdf.set_text_color(*GREY)
-    pdf.multi_cell(0, 4, t("report.digest", digest=report.digest), new_x="LMARGIN", new_y="NEXT")
+    _paragraph(pdf, t("report.digest", digest=report.digest), size=7)
     pdf.set_text_color(*BLACK)

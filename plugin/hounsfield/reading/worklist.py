@@ -431,6 +431,14 @@ def _in(statuses: Iterable[Status]) -> str:
     return "(" + ", ".join(f"'{status.value}'" for status in statuses) + ")"
 
 
+_COMPARISONS = (  # WorklistFilter field, its condition
+    ("date_from", "study_date >= {}"),
+    ("date_to", "study_date <= {}"),
+    ("patient_id", "patient_id = {}"),
+    ("accession", "accession = {}"),
+)
+
+
 def _conditions(wanted: WorklistFilter, user: str) -> tuple[list[str], dict[str, Any]]:
     where: list[str] = []
     params: dict[str, Any] = {}
@@ -443,12 +451,11 @@ def _conditions(wanted: WorklistFilter, user: str) -> tuple[list[str], dict[str,
     if wanted.modality:
         where.append("modalities LIKE :modality")
         params["modality"] = f"% {wanted.modality.upper()} %"
-    if wanted.date_from:
-        where.append("study_date >= :date_from")
-        params["date_from"] = wanted.date_from
-    if wanted.date_to:
-        where.append("study_date <= :date_to")
-        params["date_to"] = wanted.date_to
+    for name, condition in _COMPARISONS:
+        value = getattr(wanted, name)
+        if value:
+            where.append(condition.format(f":{name}"))
+            params[name] = value
     if wanted.patient_name:
         if "*" in wanted.patient_name:
             where.append("patient_key LIKE :name ESCAPE '\\'")
@@ -456,12 +463,6 @@ def _conditions(wanted: WorklistFilter, user: str) -> tuple[list[str], dict[str,
         else:
             where.append("patient_key = :name")
             params["name"] = fold(wanted.patient_name)
-    if wanted.patient_id:
-        where.append("patient_id = :patient_id")
-        params["patient_id"] = wanted.patient_id
-    if wanted.accession:
-        where.append("accession = :accession")
-        params["accession"] = wanted.accession
     if wanted.assigned == "none":
         where.append("claimed_by IS NULL")
     elif wanted.assigned == "anyone":

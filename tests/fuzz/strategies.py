@@ -94,8 +94,48 @@ content_types = st.sampled_from(
 
 query_strings = st.lists(
     st.tuples(
-        st.sampled_from(["limit", "offset", "state", "kind", "series", "x", "%00", "a%ZZ"]),
-        st.sampled_from(["1", "-1", "99999999999999999999", "%", "%00", "", "a" * 3000, "[]"]),
+        st.sampled_from(
+            # the listings' own names among them (jobs, worklist, audit)
+            [
+                "limit",
+                "offset",
+                "state",
+                "kind",
+                "series",
+                "x",
+                "%00",
+                "a%ZZ",
+                "status",
+                "priority",
+                "sort",
+                "from",
+                "to",
+                "patientName",
+                "assigned",
+                "modality",
+            ]
+        ),
+        st.sampled_from(
+            [
+                "1",
+                "-1",
+                "99999999999999999999",
+                "%",
+                "%00",
+                "",
+                "a" * 3000,
+                "[]",
+                "*",
+                "\\",
+                "*%_*",
+                "-",
+                "2026-02-30",
+                "me",
+                "unread,",
+                "-priority",
+                "%E2%80%AE",
+            ]
+        ),
     ),
     max_size=6,
 ).map(lambda pairs: "&".join(f"{name}={value}" for name, value in pairs))

@@ -138,5 +138,14 @@ def test_hostile_multipart_uploads(target: Target, path: str, body: bytes, media
     target.send("POST", path, body, {"Content-Type": f"{media}; boundary=fuzzb"})
 
 
+@SETTINGS
+@given(
+    path=st.sampled_from(["/api/worklist", "/api/jobs", "/api/audit", "/api/reports/orphaned"]),
+    query=query_strings,
+)
+def test_hostile_listing_queries(target: Target, path: str, query: str) -> None:
+    target.send("GET", f"{path}?{query}")
+
+
 def test_the_server_is_whole_after_the_http_fuzz(target: Target) -> None:
     target.assert_unharmed()

@@ -1,6 +1,8 @@
 // Added to Orthanc Explorer by the Hounsfield plugin: sends the CSRF token with the
 // Explorer's writes (cookie sessions need it), offers "Sign out" and, on a study's page,
-// "Open in viewer" (OHIF), and sends the user to the sign-in page when the session is gone.
+// "Open in viewer" (OHIF) and "Open reading page" (when the reading worklist has the study:
+// the reading extension may not be installed), and sends the user to the sign-in page when
+// the session is gone.
 (function () {
   "use strict";
   function cookie(name) {
@@ -17,11 +19,10 @@
       signIn();
     }
   });
-  function floating(id, text, right) {
+  function button(id, text) {
     return $('<button type="button"></button>').attr("id", id).text(text).css({
-      position: "fixed", right: right, bottom: "1rem", zIndex: 2000, padding: "0.5rem 1rem",
-      font: "600 14px system-ui, sans-serif", color: "#fff", background: "#2f7de1",
-      border: 0, borderRadius: "6px", cursor: "pointer", width: "auto",
+      margin: 0, padding: "0.5rem 1rem", font: "600 14px system-ui, sans-serif", color: "#fff",
+      background: "#2f7de1", border: 0, borderRadius: "6px", cursor: "pointer", width: "auto",
     });
   }
   function shownStudy() {
@@ -30,23 +31,39 @@
   }
   $.getScript("/login/session.js", () => window.hounsfieldSession.start());
   $(document).ready(function () {
-    const signOut = floating("hounsfield-sign-out", "Sign out", "1rem");
+    const signOut = button("hounsfield-sign-out", "Sign out");
     signOut.on("click", function () {
       $.post("/api/auth/logout").always(signIn);
     });
-    const viewer = floating("hounsfield-open-viewer", "Open in viewer", "8rem");
+    const viewer = button("hounsfield-open-viewer", "Open in viewer");
     viewer.on("click", function () {
       $.getJSON("/studies/" + shownStudy(), function (study) {
         const uid = encodeURIComponent(study.MainDicomTags.StudyInstanceUID);
         window.open("/ohif/viewer?StudyInstanceUIDs=" + uid, "_blank");
       });
     });
+    const reading = button("hounsfield-open-reading", "Open reading page");
+    reading.on("click", function () {
+      window.location.assign("/reading/study.html?id=" + encodeURIComponent(shownStudy()));
+    });
     function showViewerOnStudies() {
-      viewer.toggle(shownStudy() !== null);
+      const study = shownStudy();
+      viewer.toggle(study !== null);
+      reading.hide();
+      if (study !== null) {
+        // fetch, not $.ajax: a 404 (not in the worklist) is an answer here, not an error
+        fetch("/api/worklist/" + encodeURIComponent(study), { credentials: "same-origin" }).then(
+          (answer) => reading.toggle(answer.ok && shownStudy() === study),
+        );
+      }
     }
     $(window).on("hashchange", showViewerOnStudies);
     $(document).on("pageshow", showViewerOnStudies);
     showViewerOnStudies();
-    $("body").append(signOut, viewer);
+    // One floating row, bottom right: buttons shown or hidden never overlap.
+    const bar = $("<div></div>").css({
+      position: "fixed", right: "1rem", bottom: "1rem", zIndex: 2000, display: "flex", gap: "0.5rem",
+    });
+    $("body").append(bar.append(reading, viewer, signOut));
   });
 })();

@@ -1,20 +1,41 @@
 // Sign-in page: posts the credentials to /api/auth/login (same origin, so the session
 // cookies it sets are sent with every later request) and goes on to ?next=, or by default
-// to where the role works: Orthanc Explorer for admins, the viewer's study list otherwise.
+// to where the role works: Orthanc Explorer for admins, the reading worklist for
+// radiologists and technicians (the viewer's study list where the reading extension is not
+// installed), the viewer otherwise.
 (function () {
   "use strict";
   const form = document.getElementById("login-form");
   const message = document.getElementById("message");
   const otpRow = document.getElementById("otp-row");
   const button = document.getElementById("submit");
+  const t = window.hounsfieldI18n.t;
+  const WORKLIST = "/reading";
+  // The server's refusals we say in the reader's language (others are shown as sent).
+  const REFUSALS = {
+    "invalid user name or password": "login.refused",
+    "account locked after repeated failures; try again later": "login.locked",
+    "one-time password is wrong": "login.otp_wrong",
+  };
 
-  function nextPage(role) {
+  async function nextPage(role) {
     const next = new URLSearchParams(window.location.search).get("next") || "";
     // Only paths on this server: never "//elsewhere" or "https://elsewhere".
     if (/^\/(?![\/\\])/.test(next)) {
       return next;
     }
-    return role === "admin" ? "/app/explorer.html" : "/ohif/";
+    if (role === "admin") {
+      return "/app/explorer.html";
+    }
+    if (role === "radiologist" || role === "technician") {
+      // The worklist is the reading extension's page: asked for, since a server may run
+      // without it (then the page is not there, and the viewer is where they work).
+      const worklist = await fetch(WORKLIST, { credentials: "same-origin" }).catch(() => null);
+      if (worklist && worklist.ok) {
+        return WORKLIST;
+      }
+    }
+    return "/ohif/";
   }
 
   function show(text) {
@@ -43,18 +64,20 @@
       const answer = await response.json().catch(() => ({}));
       if (response.ok) {
         window.hounsfieldSession.recordExpiry(answer.expires_in);
-        window.location.assign(nextPage(answer.user && answer.user.role));
+        window.location.assign(await nextPage(answer.user && answer.user.role));
         return;
       }
       if (answer.error === "one-time password required") {
         otpRow.hidden = false;
         form.otp.focus();
-        show("Enter the code from your authenticator app.");
+        show(t("login.otp_needed"));
+      } else if (REFUSALS[answer.error]) {
+        show(t(REFUSALS[answer.error]));
       } else {
-        show(answer.error || "Sign-in failed (" + response.status + ").");
+        show(answer.error || t("login.failed", { status: response.status }));
       }
     } catch (error) {
-      show("The server cannot be reached.");
+      show(t("login.unreachable"));
     } finally {
       button.disabled = false;
     }

@@ -1,6 +1,6 @@
 // Technicians' reconstruction page: pick a projection series, run it again with other
 // parameters, and compare the runs' QC. Everything goes through our REST API with the
-// sign-in cookies (writes carry the CSRF token).
+// sign-in cookies (hounsfieldSession.api); words in the reader's language (i18n.js).
 (function () {
   "use strict";
   const seriesSelect = document.getElementById("series");
@@ -8,26 +8,9 @@
   const form = document.getElementById("run-form");
   const message = document.getElementById("message");
   const rows = document.querySelector("#runs tbody");
+  const api = window.hounsfieldSession.api;
+  const { t } = window.hounsfieldI18n;
   let polling = null;
-
-  function cookie(name) {
-    const found = document.cookie.split("; ").find((item) => item.startsWith(name + "="));
-    return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
-  }
-
-  async function api(path, options = {}) {
-    const response = await fetch(path, {
-      credentials: "same-origin",
-      ...options,
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": cookie("hf_csrf") },
-    });
-    const answer = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const details = (answer.details || []).map((d) => d.field + ": " + d.message).join("; ");
-      throw new Error((answer.error || "HTTP " + response.status) + (details ? " (" + details + ")" : ""));
-    }
-    return answer;
-  }
 
   function show(text) {
     message.textContent = text;
@@ -44,11 +27,16 @@
   function describe(params) {
     const method = params.method || "fdk";
     const parts = [method.toUpperCase()];
-    if (method === "fdk") parts.push("hann " + (params.hann_cut ?? 1));
-    if (params.iterations) parts.push(params.iterations + " it.");
-    if (method === "tv") parts.push("strength " + (params.tv_strength ?? 4));
-    if (params.preview) parts.push("preview");
+    if (method === "fdk") parts.push(t("recon.describe.hann", { value: params.hann_cut ?? 1 }));
+    if (params.iterations) parts.push(t("recon.describe.iterations", { count: params.iterations }));
+    if (method === "tv") parts.push(t("recon.describe.strength", { value: params.tv_strength ?? 4 }));
+    if (params.preview) parts.push(t("recon.describe.preview"));
     return parts.join(" ");
+  }
+
+  function stateOf(run) {
+    const state = t("job." + run.state, { progress: run.progress });
+    return run.state === "failed" ? state + ": " + run.error : state;
   }
 
   function render(runs) {
@@ -58,10 +46,9 @@
         const qc = result.qc || {};
         const tr = document.createElement("tr");
         tr.className = run.state;
-        const state = run.state === "running" ? "running " + run.progress + "%" : run.state;
         tr.append(
           cell(run.id),
-          cell(run.state === "failed" ? state + ": " + run.error : state),
+          cell(stateOf(run)),
           cell(describe(run.params)),
           cell(result.grid ? result.grid.size.join("×") : ""),
           cell(result.reconstructionSeconds, "number"),
@@ -76,7 +63,7 @@
           const link = document.createElement("a");
           link.href = result.viewer;
           link.target = "_blank";
-          link.textContent = "open";
+          link.textContent = t("recon.open");
           open.append(link);
         }
         tr.append(open);
@@ -89,7 +76,7 @@
     const runButton = document.getElementById("run");
     const blocked = Boolean(series && !series.reconstructable);
     runButton.disabled = blocked;
-    seriesInfo.textContent = blocked ? "Cannot be reconstructed: " + series.reason + "." : "";
+    seriesInfo.textContent = blocked ? t("recon.not_reconstructable", { reason: series.reason }) : "";
     seriesInfo.classList.toggle("problem", blocked);
   }
 
@@ -110,10 +97,10 @@
       const option = document.createElement("option");
       option.value = series.id;
       option.textContent = [
-        series.description || "projections",
+        series.description || t("recon.projections"),
         series.modality,
-        series.frames + " frames",
-        series.reconstructable ? "" : "cannot be reconstructed",
+        t("recon.frames", { count: series.frames }),
+        series.reconstructable ? "" : t("recon.cannot_reconstruct"),
         series.id,
       ].filter(Boolean).join(" · ");
       seriesSelect.append(option);
@@ -125,7 +112,7 @@
     }
     if (wanted) seriesSelect.value = wanted;
     if (!seriesSelect.value) {
-      seriesInfo.textContent = "No projection series has arrived yet.";
+      seriesInfo.textContent = t("recon.no_series");
       return;
     }
     await loadRuns();
@@ -141,7 +128,7 @@
     const button = document.getElementById("run");
     button.disabled = true;
     try {
-      await api("/api/reconstructions", { method: "POST", body: JSON.stringify(body) });
+      await api("/api/reconstructions", { method: "POST", json: body });
       await loadRuns();
     } catch (error) {
       show(error.message);
@@ -151,9 +138,10 @@
   });
 
   seriesSelect.addEventListener("change", loadRuns);
-  document.getElementById("sign-out").addEventListener("click", function () {
-    api("/api/auth/logout", { method: "POST" }).finally(() => window.location.assign("/login?next=/recon"));
-  });
+  document.getElementById("sign-out").addEventListener("click", window.hounsfieldSession.signOut);
   window.hounsfieldSession.start();
-  loadSeries().catch((error) => show(error.message));
+  window.hounsfieldI18n.ready.then(function () {
+    window.hounsfieldI18n.menu(document.getElementById("language"));
+    return loadSeries();
+  }).catch((error) => show(error.message));
 })();

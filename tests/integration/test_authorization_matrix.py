@@ -63,6 +63,8 @@ CASES = [
     # Open doors and our own API
     case("GET", "/api/health", EVERYONE),
     case("GET", "/api/auth/me", SIGNED_IN),
+    case("PUT", "/api/auth/me", SIGNED_IN, body='{"language": "en"}'),  # one's own settings
+    case("GET", "/i18n?browser=fr", EVERYONE),  # the pages' words: the sign-in page's too
     case("GET", "/api/users", {"admin"}),
     case("GET", "/api/users/", {"admin"}),
     case("GET", "/api/audit", {"admin"}),

@@ -30,7 +30,7 @@ def test_signing_in_opens_orthanc_explorer(
     page.fill("#username", "admin")
     page.fill("#password", "not-the-password")
     page.click("#submit")
-    expect(page.locator("#message")).to_have_text("invalid user name or password")
+    expect(page.locator("#message")).to_have_text("Invalid user name or password.")
     page.screenshot(path=str(screenshots / "login-refused.png"))
 
     page.fill("#password", ADMIN_PASSWORD)

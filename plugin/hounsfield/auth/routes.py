@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,7 @@ from hounsfield.auth import store, user_routes
 from hounsfield.auth.gate import ACCESS_COOKIE
 from hounsfield.auth.permissions import ANY_USER
 from hounsfield.auth.service import SignedIn
+from hounsfield.i18n import LANGUAGES
 from hounsfield.web import Request, Response, RouteTable
 
 if TYPE_CHECKING:
@@ -34,6 +35,14 @@ class PasswordChange(BaseModel):
 
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str = Field(min_length=1, max_length=256)
+
+
+class OwnSettings(BaseModel):
+    """What users set for themselves: their pages' language (null: the browser's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Literal[LANGUAGES] | None  # type: ignore[valid-type]
 
 
 class OneTimePassword(BaseModel):
@@ -123,6 +132,14 @@ def me(request: Request) -> dict[str, Any]:
     principal = request.user()
     user = request.core.users.get(principal.username)
     return {**user.to_json(), "session": principal.session_id}
+
+
+@routes.route("PUT", "/api/auth/me", roles=ANY_USER)
+def change_own_settings(request: Request) -> dict[str, Any]:
+    """Any signed-in user, for themselves (PUT: Orthanc 1.10 has no PATCH)."""
+    body = request.parse(OwnSettings)
+    request.core.users.update(request.user().username, language=body.language)
+    return me(request)
 
 
 @routes.post("/api/auth/password", roles=ANY_USER)

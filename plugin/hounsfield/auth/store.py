@@ -59,7 +59,15 @@ def _create_auth_tables(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [Migration("auth.0001.users_sessions", _create_auth_tables)]
+def _add_user_language(db: sqlite_utils.Database) -> None:
+    """Each user's language for our pages (NULL: the browser's)."""
+    db["users"].add_column("language", str)
+
+
+MIGRATIONS = [
+    Migration("auth.0001.users_sessions", _create_auth_tables),
+    Migration("auth.0002.user_language", _add_user_language),
+]
 
 
 class UserExists(Exception):
@@ -76,6 +84,7 @@ class User:
     totp_enabled: bool
     created_at: str
     updated_at: str
+    language: str | None = None  # for our pages; None: the browser's
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> User:
@@ -88,6 +97,7 @@ class User:
             bool(row["totp_enabled"]),
             row["created_at"],
             row["updated_at"],
+            row["language"],
         )
 
     def locked(self) -> bool:
@@ -102,6 +112,7 @@ class User:
             "totpEnabled": self.totp_enabled,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
+            "language": self.language,
         }
 
 

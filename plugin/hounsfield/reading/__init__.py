@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import functools
 
-from hounsfield.api import Event, Registry
+from hounsfield.api import STAFF, Event, Registry
 from hounsfield.reading import reports, routes, sync, worklist
 from hounsfield.reading.desk import PUBLISH
 from hounsfield.reading.publish import publish
 from hounsfield.reading.settings import SECTION, ReadingSettings
+from hounsfield.web.pages import PAGES_DIRECTORY
+
+PAGE_ASSETS = {
+    "reading.js": "text/javascript",  # what both pages share
+    "worklist.js": "text/javascript",
+    "study.html": "text/html; charset=utf-8",  # the reading page: /reading/study.html?id=
+    "study.js": "text/javascript",
+    "reading.css": "text/css; charset=utf-8",
+}
 
 
 def register(registry: Registry) -> None:
@@ -25,3 +34,5 @@ def register(registry: Registry) -> None:
     registry.background(sync.keep_in_step(settings))
     registry.job_kind(PUBLISH, functools.partial(publish, settings=settings), internal=True)
     registry.routes(routes.routes)
+    # The radiologists' pages: the worklist, and a study's reading page beside it.
+    registry.page("/reading", PAGES_DIRECTORY, "worklist.html", PAGE_ASSETS, roles=STAFF)

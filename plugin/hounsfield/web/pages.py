@@ -1,5 +1,6 @@
 """Pages: files served from a folder (only those listed) behind the gate, the sign-in page
-among them, and what a browser without a session gets on any page: the sign-in page."""
+among them, the words of every page in each language, and what a browser without a session
+gets on any page: the sign-in page."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from hounsfield.auth.roles import Role
+from hounsfield.i18n import REFERENCE, best_language, catalogue, language_names
 from hounsfield.web.http import HttpError, Request, Response
 from hounsfield.web.router import RouteTable
 
@@ -21,7 +23,9 @@ LOGIN_ASSETS = {
     "login.css": "text/css; charset=utf-8",
     "login.js": "text/javascript",
     "session.js": "text/javascript",  # keeps signed-in pages signed in (viewer, Explorer)
+    "i18n.js": "text/javascript",  # translates every page of ours, the sign-in page first
 }
+PAGES_CATALOGUE = PAGES_DIRECTORY / "i18n"  # the words of all our pages, one file a language
 
 routes = RouteTable()
 
@@ -84,6 +88,21 @@ def login_asset(request: Request) -> Response:
     return _asset(request, PAGES_DIRECTORY, LOGIN_ASSETS)
 
 
+@routes.get("/i18n", open=True)  # open: the sign-in page is translated too
+def page_words(request: Request) -> dict[str, object]:
+    """Our pages' words in the language a page asks for: ``user`` (the user's setting,
+    for signed-in pages), else the first of ``browser`` (``navigator.languages``, comma
+    separated) that we have, else English; with the languages a menu may offer."""
+    language = best_language(request.query.get("browser", ""), request.query.get("user"))
+    messages = catalogue(PAGES_CATALOGUE).messages
+    return {
+        "language": language,
+        "languages": dict(language_names()),
+        # English under the rest: a key a translation lacks still reads as something
+        "messages": {**messages[REFERENCE], **messages.get(language, {})},
+    }
+
+
 def register(registry: Registry) -> None:
-    """Core: the sign-in page."""
+    """Core: the sign-in page and the words of our pages."""
     registry.routes(routes)

@@ -78,6 +78,8 @@
     const facts = byId("facts");
     facts.replaceChildren();
     fact(facts, "study.patient_id", study.patientId);
+    fact(facts, "study.birth_date", dicomDate(study.patientBirthDate));
+    fact(facts, "study.sex", study.patientSex);
     fact(facts, "column.accession", study.accession);
     fact(facts, "column.modalities", study.modalities.join(", "));
     fact(facts, "column.description", study.description);

@@ -19,7 +19,11 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
     server = OrthancServer(
         tmp_path_factory.mktemp("orthanc-shared"),
         hounsfield__workers=2,
-        hounsfield__extensions=["tests.support.extension", "hounsfield.recon"],
+        hounsfield__extensions=[
+            "tests.support.extension",
+            "hounsfield.recon",
+            "hounsfield.reading",
+        ],
     )
     server.start()
     yield server

@@ -28,8 +28,9 @@ ROLES = ("anonymous", "admin", "radiologist", "technician", "referrer")
 STAFF = {"admin", "radiologist", "technician"}
 EVERYONE = set(ROLES)
 SIGNED_IN = EVERYONE - {"anonymous"}
+READING = {"admin", "radiologist"}  # who claims, writes and signs reports
 REFUSED = {401, 403}
-OUR_ROUTES = ("/api/", "/ohif", "/recon")
+OUR_ROUTES = ("/api/", "/ohif", "/recon", "/reading")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,25 @@ CASES = [
     case("POST", "/api/reconstructions", {"admin", "technician"}, body='{"series": "none"}'),
     case("GET", "/api/reconstructions/999999", STAFF),
     case("GET", "/api/projections", STAFF),
+    # Reading: the worklist for staff, reports written by radiologists and admins, signed
+    # reports read by a linked referrer (404 here: nothing is signed yet, but let through)
+    case("GET", "/api/worklist", STAFF),
+    case("GET", "/api/worklist/{linked_study}", STAFF),
+    case("PUT", "/api/studies/{other_study}/priority", STAFF, body='{"priority": "urgent"}'),
+    case("POST", "/api/studies/{other_study}/claim", READING),
+    case("DELETE", "/api/studies/{other_study}/claim", READING),
+    case("PUT", "/api/studies/{other_study}/assignment", {"admin"}, body='{"user": "nobody"}'),
+    case("PUT", "/api/studies/{other_study}/report", READING, body='{"version": 0}'),
+    case("POST", "/api/studies/{other_study}/report/sign", READING, body='{"version": 1}'),
+    case("POST", "/api/studies/{other_study}/report/amend", READING, body='{"version": 1}'),
+    case("GET", "/api/studies/{other_study}/report/templates", READING),
+    case("GET", "/api/studies/{linked_study}/report", SIGNED_IN),
+    case("GET", "/api/studies/{linked_study}/report/history", SIGNED_IN),
+    case("GET", "/api/studies/{linked_study}/report/pdf", SIGNED_IN),
+    case("GET", "/api/studies/{other_study}/report", STAFF),
+    case("GET", "/api/studies/{other_study}/report/pdf", STAFF),
+    case("GET", "/api/reports/orphaned", {"admin"}),
+    case("GET", "/reading", STAFF),
     # Orthanc's REST API: lists and searches
     case("GET", "/system", STAFF),
     case("GET", "/patients", STAFF),
@@ -90,7 +110,7 @@ CASES = [
     case("POST", "/tools/find", STAFF, body='{"Level": "Study", "Query": {}}'),
     case("POST", "/tools/lookup", STAFF, body="1.2.3"),
     # Orthanc's REST API: one study's resources
-    case("GET", "/studies/{linked_study}", EVERYONE - {"anonymous"}),
+    case("GET", "/studies/{linked_study}", SIGNED_IN),
     case("GET", "/studies/{other_study}", STAFF),
     case("GET", "/series/{linked_series}", SIGNED_IN),
     case("GET", "/series/{other_series}", STAFF),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.integration.test_reading import PASSWORD, Department, stored_study
+from tests.support.reading import PASSWORD, Department, stored_study
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, wait_for
 
 HOSTILE = '<img src=x onerror="window.__ran = true">'

@@ -81,9 +81,17 @@ def _indexes_for_the_usual_questions(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX worklist_by_study_date ON {TABLE} (study_date, modalities, {keys})")
 
 
+def _add_birth_date_and_sex(db: sqlite_utils.Database) -> None:
+    """A reading page names the patient by name, ID, birth date and sex (two identifiers
+    at least, as patient-safety practice asks)."""
+    db[TABLE].add_column("patient_birth_date", str)
+    db[TABLE].add_column("patient_sex", str)
+
+
 MIGRATIONS = [
     Migration("reading.0001.worklist", _create),
     Migration("reading.0003.query_indexes", _indexes_for_the_usual_questions),
+    Migration("reading.0004.birth_date_and_sex", _add_birth_date_and_sex),
 ]
 
 
@@ -109,6 +117,8 @@ class StudySummary:
     study_uid: str
     patient_name: str
     patient_id: str
+    patient_birth_date: str
+    patient_sex: str
     accession: str
     modalities: tuple[str, ...]
     description: str
@@ -131,6 +141,8 @@ class StudySummary:
             study_uid=tags.get("StudyInstanceUID", ""),
             patient_name=patient.get("PatientName", ""),
             patient_id=patient.get("PatientID", ""),
+            patient_birth_date=patient.get("PatientBirthDate", ""),
+            patient_sex=patient.get("PatientSex", ""),
             accession=tags.get("AccessionNumber", ""),
             modalities=tuple(modalities),
             description=tags.get("StudyDescription", ""),
@@ -198,6 +210,8 @@ def row_json(row: sqlite3.Row) -> dict[str, Any]:
         "studyInstanceUid": row["study_uid"],
         "patientName": row["patient_name"],
         "patientId": row["patient_id"],
+        "patientBirthDate": row["patient_birth_date"],
+        "patientSex": row["patient_sex"],
         "accession": row["accession"],
         "modalities": row["modalities"].split(),
         "description": row["description"],
@@ -227,12 +241,15 @@ class Worklist:
         now = now_iso()
         self.db.execute(
             f"INSERT INTO {TABLE} (study_id, study_uid, patient_name, patient_key, patient_id,"
-            " accession, modalities, description, study_date, series_count, instance_count,"
-            " arrived_at, stable_at) VALUES (:id, :uid, :name, :key, :pid, :acc, :mod, :desc,"
-            " :date, :series, :instances, :arrived, :stable)"
+            " patient_birth_date, patient_sex, accession, modalities, description, study_date,"
+            " series_count, instance_count, arrived_at, stable_at) VALUES (:id, :uid, :name,"
+            " :key, :pid, :birth, :sex, :acc, :mod, :desc, :date, :series, :instances,"
+            " :arrived, :stable)"
             " ON CONFLICT (study_id) DO UPDATE SET study_uid = excluded.study_uid,"
             " patient_name = excluded.patient_name, patient_key = excluded.patient_key,"
             " patient_id = excluded.patient_id, accession = excluded.accession,"
+            " patient_birth_date = excluded.patient_birth_date,"
+            " patient_sex = excluded.patient_sex,"
             " modalities = excluded.modalities, description = excluded.description,"
             " study_date = excluded.study_date, series_count = excluded.series_count,"
             " instance_count = excluded.instance_count,"
@@ -243,6 +260,8 @@ class Worklist:
                 "name": summary.patient_name,
                 "key": fold(summary.patient_name),
                 "pid": summary.patient_id,
+                "birth": summary.patient_birth_date,
+                "sex": summary.patient_sex,
                 "acc": summary.accession,
                 "mod": f" {' '.join(summary.modalities)} " if summary.modalities else "",
                 "desc": summary.description,

@@ -53,6 +53,8 @@ def _asset(request: Request, folder: Path, listed: Mapping[str, str]) -> Respons
     name = request.path_params["asset"]
     if name not in listed:
         raise HttpError(404, f"no such file: {name}")
+    if listed[name].startswith("text/html"):
+        return _page(folder / name)  # a second page of the feature: never cached either
     return Response(200, (folder / name).read_bytes(), listed[name])
 
 

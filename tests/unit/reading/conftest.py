@@ -35,6 +35,8 @@ def summary(study_id: str, **fields: object) -> StudySummary:
         "study_uid": f"1.2.3.{abs(hash(study_id)) % 10**8}",
         "patient_name": "DOE^JANE",
         "patient_id": "P1",
+        "patient_birth_date": "19700102",
+        "patient_sex": "F",
         "accession": "A1",
         "modalities": ("CT",),
         "description": "CT CHEST",

@@ -66,6 +66,11 @@ def keep_signed_in(dist: Path) -> None:
     _rewrite(dist / "index.html", "</head>", keeper + "</head>")
 
 
+def brand(dist: Path) -> None:
+    """The tab carries the product's name (the header's logo is app-config's whiteLabeling)."""
+    _rewrite(dist / "index.html", "<title>OHIF Viewer</title>", "<title>Hounsfield</title>")
+
+
 def install(tarball: Path, target: Path) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         with tarfile.open(tarball) as archive:
@@ -77,6 +82,7 @@ def install(tarball: Path, target: Path) -> None:
             source_map.unlink()
         rebase(dist)
         keep_signed_in(dist)
+        brand(dist)
         shutil.copyfile(HERE / "app-config.js", dist / "app-config.js")
         shutil.rmtree(target, ignore_errors=True)
         shutil.move(dist, target)

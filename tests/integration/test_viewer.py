@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pydicom
@@ -14,7 +14,7 @@ from playwright.sync_api import Page
 
 from hounsfield.web.viewer import VIEWER_DIRECTORY
 from tests.support.recon import SMALL_ACQUISITION, reconstruction_of
-from tests.support.server import ADMIN_PASSWORD, OrthancServer
+from tests.support.server import ADMIN_PASSWORD, OrthancServer, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (VIEWER_DIRECTORY / "index.html").is_file(),
@@ -29,6 +29,20 @@ LIT_PIXELS = """canvas => {
   let lit = 0;
   for (let i = 0; i < data.length; i += 4) if (data[i] > 30) lit++;
   return lit;
+}"""
+
+# What OHIF shows: the display sets in its viewports, every display set of the study, and
+# the hanging protocol that placed them (OHIF 3.13 puts its services on window).
+SHOWN_DISPLAY_SETS = """() => {
+  const {viewportGridService, displaySetService, hangingProtocolService} = window.services;
+  const describe = ds => ({Modality: ds.Modality, SeriesNumber: Number(ds.SeriesNumber),
+    SeriesDescription: ds.SeriesDescription, SOPClassHandlerId: ds.SOPClassHandlerId});
+  const viewports = [...viewportGridService.getState().viewports.values()].flatMap(
+    vp => (vp.displaySetInstanceUIDs || []).map(
+      uid => describe(displaySetService.getDisplaySetByUID(uid))));
+  const all = displaySetService.getActiveDisplaySets().map(
+    ds => [ds.Modality, Number(ds.SeriesNumber)]);
+  return {viewports, all, protocol: hangingProtocolService.getActiveProtocol()?.protocol?.id};
 }"""
 
 
@@ -109,22 +123,34 @@ def open_by_link(orthanc: OrthancServer, page: Page, study_uid: str, user: str, 
 def test_a_reconstructed_ct_series_opens_in_ohif(
     orthanc: OrthancServer, page: Page, screenshots: Path, reconstructed: dict
 ) -> None:
+    """The study holds the projections (XA, 90 frames, series 100) and the reconstruction
+    (CT, series 200): our hanging protocol shows the CT, at its middle slice."""
     study_uid, slices = reconstructed["uid"], reconstructed["slices"]
     open_by_link(orthanc, page, study_uid, "admin", ADMIN_PASSWORD)
 
-    thumbnail = page.get_by_text("CBCT FDK hann 1").first
-    thumbnail.wait_for(timeout=60_000)
-    thumbnail.dblclick()
-    page.get_by_text(f"(1/{slices})").wait_for(timeout=30_000)
-    viewport = page.locator("canvas.cornerstone-canvas")
-    viewport.hover()
-    for shown in range(2, slices // 2 + 2):  # one wheel step per slice, as a reader scrolls
-        page.mouse.wheel(0, 100)
-        page.get_by_text(f"({shown}/{slices})").wait_for(timeout=10_000)
+    middle = (slices - 1) // 2 + (slices - 1) % 2 + 1  # OHIF's 'middle' preset, 1-based
+    page.get_by_text(f"({middle}/{slices})").wait_for(timeout=60_000)
+    shown = page.evaluate(SHOWN_DISPLAY_SETS)
+    assert shown["protocol"] == "hounsfield.reconstructionFirst"
+    assert [(s["Modality"], s["SeriesNumber"]) for s in shown["viewports"]] == [("CT", 200)]
+    assert ["XA", 100] in shown["all"]  # the projections are there, and not shown
+    viewport = page.locator("[data-cy=viewport-pane]").first
+    assert "CBCT FDK hann 1" in viewport.inner_text()  # the overlay names the series
     page.wait_for_function(
         f"() => ({LIT_PIXELS})(document.querySelector('canvas.cornerstone-canvas')) > 10000"
     )
     page.screenshot(path=str(screenshots / "ohif-reconstructed-ct.png"))
+    page.locator("canvas.cornerstone-canvas").hover()
+    for number in range(middle - 1, 0, -1):  # one wheel step per slice, as a reader scrolls
+        page.mouse.wheel(0, -100)
+        page.get_by_text(f"({number}/{slices})").wait_for(timeout=10_000)
+
+    # Our name in OHIF's header, and the page's title
+    assert page.locator("[data-cy=hounsfield-logo]").inner_text() == "Hounsfield"
+    assert page.get_by_label("OHIF logo").count() == 0
+    assert page.title() == "Hounsfield"
+    header = {"x": 0, "y": 0, "width": 1280, "height": 48}
+    page.screenshot(path=str(screenshots / "ohif-header.png"), clip=header)
 
     page.goto(orthanc.url("/ohif/"))  # the study list, with the study's description
     page.get_by_text("CBCT phantom (simulated)").first.wait_for(timeout=30_000)
@@ -215,3 +241,83 @@ def test_the_viewer_keeps_its_session_and_leaves_when_it_ends(
     assert closed.status_code in (200, 204)
     page.evaluate(almost_expired)
     page.wait_for_url("**/login?next=%2Fohif%2Fviewer**", timeout=20_000)
+
+
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+@pytest.fixture(scope="module")
+def reading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """A server with the reading extension, which files a signed report as a PDF."""
+    server = OrthancServer(
+        tmp_path_factory.mktemp("viewer-reading"),
+        stable_age=1,
+        hounsfield__workers=1,
+        hounsfield__extensions=["hounsfield.reading"],
+    ).start()
+    yield server
+    server.stop()
+
+
+def signed_study(orthanc: OrthancServer, path: Path, radiologist: str) -> str:
+    """Store ``path``, then claim, write and sign its report as ``radiologist`` (as in
+    test_reading); returns the StudyInstanceUID once the report's PDF is in the study."""
+    orthanc.store(path)
+    uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
+    study = next(i["ID"] for i in orthanc.post("/tools/lookup", data=uid).json())
+    reader = orthanc.client(orthanc.login(radiologist, USER_PASSWORD))
+
+    def call(method: str, path: str, **kwargs: object) -> requests.Response:
+        return reader.request(method, orthanc.url(path), timeout=20, **kwargs)
+
+    wait_for(lambda: orthanc.get(f"/api/worklist/{study}").ok, 30, "the worklist row")
+    assert call("POST", f"/api/studies/{study}/claim").ok
+    report = {
+        "template": "generic",
+        "language": "en",
+        "sections": {"findings": "No nodule.", "impression": "Normal chest CT."},
+        "version": 0,
+    }
+    assert call("PUT", f"/api/studies/{study}/report", json=report).ok
+    assert call("POST", f"/api/studies/{study}/report/sign", json={"version": 1}).ok
+
+    def filed() -> bool:
+        classes = orthanc.get(f"/studies/{study}/instances", params={"expand": 1}).json()
+        return any(
+            orthanc.get(f"/instances/{i['ID']}/metadata/SopClassUid").text == ENCAPSULATED_PDF
+            for i in classes
+        )
+
+    wait_for(filed, 60, "the report's Encapsulated PDF in the study")
+    return uid
+
+
+def test_ohif_shows_the_pdf_of_a_signed_report(
+    reading: OrthancServer, page: Page, screenshots: Path, dicom_file: Callable[..., Path]
+) -> None:
+    """OHIF's dicom-pdf extension shows the report filed into the study (DICOMweb 1.7's
+    Full metadata names the EncapsulatedDocument's bulk data, which OHIF fetches)."""
+    radiologist = {"username": "viewer-reader", "password": USER_PASSWORD, "role": "radiologist"}
+    assert reading.post("/api/users", json=radiologist).ok
+    uid = signed_study(reading, dicom_file("CT_small.dcm"), radiologist["username"])
+
+    open_by_link(reading, page, uid, radiologist["username"], USER_PASSWORD)
+    report = page.get_by_text("Report (PDF)").first
+    report.wait_for(timeout=60_000)
+    report.dblclick()
+    document = page.locator("object[type='application/pdf']")
+    document.wait_for(timeout=30_000)
+    shown = page.evaluate(SHOWN_DISPLAY_SETS)["viewports"]
+    assert [(s["Modality"], s["SOPClassHandlerId"]) for s in shown] == [
+        ("DOC", "@ohif/extension-dicom-pdf.sopClassHandlerModule.dicom-pdf")
+    ]
+    head = page.evaluate(
+        """async object => {
+          const bytes = new Uint8Array(await (await fetch(object.data)).arrayBuffer());
+          return [String.fromCharCode(...bytes.slice(0, 5)), bytes.length];
+        }""",
+        document.element_handle(),
+    )
+    assert head[0] == "%PDF-" and head[1] > 1000, head
+    page.wait_for_timeout(2000)  # Chromium's PDF viewer draws the page after the element
+    page.screenshot(path=str(screenshots / "ohif-report-pdf.png"))

@@ -1,0 +1,288 @@
+"""Time from navigation to the first image OHIF draws, for a 300-slice 512 x 512 CT.
+
+One Orthanc holds the series (sent with storescu). Each round starts it afresh, so the cold
+open finds a fresh server (Orthanc's storage cache empty; the OS page cache stays warm, which
+a bench cannot empty without disturbing the machine) and a fresh browser context (empty HTTP
+cache); the warm open is the same study opened again in that context.
+
+"Drawn" is measured in the page: a timer polls the centre of the cornerstone canvas every
+20 ms and records ``performance.now()`` (milliseconds since navigation started) once most
+of it is brighter than the background, i.e. the slice's soft tissue is on screen. The
+requests made before that are recorded with their timings, to show where the time goes.
+
+The series' WADO-RS metadata, suspected to dominate, is then timed under each of DICOMweb
+1.7's modes (``SeriesMetadata``), on the same data.
+
+Run: .venv/bin/python bench/viewer.py [--rounds 5] [--slices 300] [--requests 20]
+Goal (issue): warm <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from common import percentiles, print_table
+from playwright.sync_api import Browser, Page, Request, sync_playwright
+from pydicom.uid import generate_uid
+
+from hounsfield.dicom_objects import new_instance, set_unsigned_pixels
+from tests.integration.conftest import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.server import ADMIN_PASSWORD, OrthancServer
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+# What OHIF needs in each instance's metadata to draw a CT slice, beyond Orthanc's main
+# DICOM tags (1.10 stores neither Rows nor the pixel module in its database).
+EXTRAPOLATED = [
+    "SOPClassUID",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PixelSpacing",
+    "SliceThickness",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "WindowCenter",
+    "WindowWidth",
+    "FrameOfReferenceUID",
+    "ImageType",
+]
+METADATA_MODES: dict[str, dict[str, Any]] = {
+    "Full (orthanc.json)": {"dicom_web__series_metadata": "Full"},
+    "Extrapolate": {
+        "dicom_web__series_metadata": "Extrapolate",
+        "dicom_web__series_metadata_extrapolated_tags": EXTRAPOLATED,
+    },
+    "MainDicomTags": {"dicom_web__series_metadata": "MainDicomTags"},
+}
+
+# Installed in every page of the bench's contexts: records when the first image is drawn.
+FIRST_IMAGE_PROBE = """(() => {
+  const probe = setInterval(() => {
+    const canvas = document.querySelector('canvas.cornerstone-canvas');
+    if (!canvas || canvas.width < 64 || canvas.height < 64) return;
+    const x = (canvas.width - 64) >> 1, y = (canvas.height - 64) >> 1;
+    const data = canvas.getContext('2d').getImageData(x, y, 64, 64).data;
+    let lit = 0;
+    for (let i = 0; i < data.length; i += 4) if (data[i] > 30) lit++;
+    if (lit > 2048) {
+      window.hounsfieldFirstImageMs = performance.now();
+      clearInterval(probe);
+    }
+  }, 20);
+})();"""
+
+
+def make_ct_volume(folder: Path, slices: int, size: int) -> list[Path]:
+    """A body-like phantom: a water ellipse (40 HU) with a bone ring, in air, 1 mm slices."""
+    folder.mkdir(parents=True, exist_ok=True)
+    study = {
+        "PatientName": "Bench^Viewer",
+        "PatientID": "BENCH-VIEWER",
+        "StudyInstanceUID": generate_uid(),
+        "StudyDate": "20240101",
+        "StudyDescription": "Viewer bench",
+    }
+    series, frame_of_reference = generate_uid(), generate_uid()
+    y, x = np.mgrid[0:size, 0:size]
+    radius = ((x - size / 2) / (0.42 * size)) ** 2 + ((y - size / 2) / (0.33 * size)) ** 2
+    hounsfield = np.where(radius < 1, 40, -1000)
+    hounsfield = np.where((radius > 0.85) & (radius < 1), 900, hounsfield)
+    rng = np.random.default_rng(1)
+    paths = []
+    for index in range(slices):
+        ds = new_instance(CT_IMAGE_STORAGE, generate_uid(), study)
+        ds.Modality = "CT"
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = series, 1, index + 1
+        ds.SeriesDescription = f"{slices} slices {size}x{size}"
+        ds.FrameOfReferenceUID = frame_of_reference
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.ImagePositionPatient = [-size / 2, -size / 2, -float(index)]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.SliceThickness = [1, 1], 1
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        noisy = hounsfield + rng.normal(0, 10, hounsfield.shape)
+        set_unsigned_pixels(ds, np.clip(noisy + 1024, 0, 4095))
+        path = folder / f"{index:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+@dataclass
+class Open:
+    """One timed open: when the first image was drawn, and the requests before it."""
+
+    drawn_ms: float
+    requests: list[tuple[str, float, float]] = field(default_factory=list)  # path, start, took
+
+    def slowest(self, count: int = 3) -> str:
+        ranked = sorted(self.requests, key=lambda item: -item[2])[:count]
+        return "; ".join(f"{path} {start:.0f}+{took:.0f}" for path, start, took in ranked)
+
+    def milestones(self) -> str:
+        """Where the time goes: the app's start, the series metadata, the first frame."""
+        dicomweb = [r for r in self.requests if r[0].startswith("/dicom-web/")]
+        metadata = [r for r in dicomweb if r[0].endswith("/metadata...")]
+        frames = [r for r in dicomweb if r[0].endswith("/instances...")]
+        points = {
+            "first QIDO": min((r[1] for r in dicomweb), default=float("nan")),
+            "metadata answered": max((r[1] + r[2] for r in metadata), default=float("nan")),
+            "first frame asked": min((r[1] for r in frames), default=float("nan")),
+            "drawn": self.drawn_ms,
+        }
+        return ", ".join(f"{name} {value:.0f}" for name, value in points.items())
+
+
+def sign_in(page: Page, server: OrthancServer) -> None:
+    """The sign-in page, as a user would (an admin lands in Orthanc Explorer, not OHIF)."""
+    page.goto(server.url("/login"))
+    page.fill("#username", "admin")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def short(url: str, study: str) -> str:
+    """The request's path, with the study's and series' UIDs and what follows named."""
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1].split("?")[0]
+    path = path.replace(study, "{study}")
+    if path.startswith("/dicom-web/") and "/series/" in path:
+        head, tail = path.split("/series/", 1)
+        rest = tail.split("/", 1)[1] if "/" in tail else ""
+        path = f"{head}/series/{{series}}" + (f"/{rest.split('/', 1)[0]}..." if rest else "")
+    return path
+
+
+def timed_open(page: Page, server: OrthancServer, study: str) -> Open:
+    finished: list[Request] = []
+
+    def record(request: Request) -> None:
+        finished.append(request)
+
+    page.goto("about:blank")
+    page.on("requestfinished", record)
+    try:
+        page.goto(server.url(f"/ohif/viewer?StudyInstanceUIDs={study}"))
+        page.wait_for_function("() => window.hounsfieldFirstImageMs", timeout=120_000)
+        drawn, origin = page.evaluate("[window.hounsfieldFirstImageMs, performance.timeOrigin]")
+    finally:
+        page.remove_listener("requestfinished", record)
+    result = Open(drawn)
+    for request in finished:
+        timing = request.timing
+        start = timing["startTime"] - origin
+        if start <= drawn:
+            result.requests.append((short(request.url, study), start, timing["responseEnd"]))
+    return result
+
+
+def summary(samples: list[float]) -> str:
+    runs = ", ".join(f"{value / 1000:.2f}" for value in samples)
+    return f"{statistics.median(samples) / 1000:.2f} s  ({runs})"
+
+
+def median_open(runs: list[Open]) -> Open:
+    return sorted(runs, key=lambda run: run.drawn_ms)[len(runs) // 2]
+
+
+def time_viewer(browser: Browser, root: Path, study: str, rounds: int) -> dict[str, list[Open]]:
+    """Cold and warm opens, each round on a freshly started server and browser context."""
+    opens: dict[str, list[Open]] = {"cold": [], "warm": []}
+    for _ in range(rounds):
+        server = OrthancServer(root / "orthanc").start()
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            context.add_init_script(FIRST_IMAGE_PROBE)
+            page = context.new_page()
+            sign_in(page, server)
+            opens["cold"].append(timed_open(page, server, study))
+            opens["warm"].append(timed_open(page, server, study))
+        finally:
+            context.close()
+            server.stop()
+    return opens
+
+
+def time_metadata(root: Path, study: str, series: str, count: int) -> list[tuple[str, str]]:
+    """The series' WADO-RS metadata under each DICOMweb mode, after one untimed request."""
+    rows = []
+    for name, settings in METADATA_MODES.items():
+        server = OrthancServer(root / "orthanc", **settings).start()
+        try:
+            url = f"/dicom-web/studies/{study}/series/{series}/metadata"
+            first = server.get(url).json()[0]
+            samples = []
+            for _ in range(count):
+                begin = time.perf_counter()
+                server.get(url).raise_for_status()
+                samples.append((time.perf_counter() - begin) * 1000)
+        finally:
+            server.stop()
+        p50, p95 = percentiles(samples)
+        drawable = "00280010" in first and "00281052" in first  # Rows, RescaleIntercept
+        rows.append(
+            (
+                f"series metadata, {name}: p50 / p95",
+                f"{p50:.0f} / {p95:.0f} ms, {len(first)} attributes an instance"
+                + ("" if drawable else ", no Rows or rescale: OHIF cannot draw"),
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--requests", type=int, default=20)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        root = Path(tmp)
+        files = make_ct_volume(root / "dicom", args.slices, args.size)
+        first = pydicom.dcmread(files[0], stop_before_pixels=True)
+        loader = OrthancServer(root / "orthanc").start()
+        try:
+            loader.store(*files)
+        finally:
+            loader.stop()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            opens = time_viewer(browser, root, first.StudyInstanceUID, args.rounds)
+        finally:
+            browser.close()
+        metadata = time_metadata(
+            root, first.StudyInstanceUID, first.SeriesInstanceUID, args.requests
+        )
+
+    label = f"{args.slices} x {args.size}x{args.size} CT"
+    rows = [
+        (f"{label}: first image, {kind}, median (runs)", summary([o.drawn_ms for o in runs]))
+        for kind, runs in opens.items()
+    ]
+    for kind, runs in opens.items():
+        rows.append((f"{kind}, median run: milestones (ms)", median_open(runs).milestones()))
+        rows.append(
+            (f"{kind}, median run: slowest requests (start+took ms)", median_open(runs).slowest())
+        )
+    print_table(rows + metadata)
+
+
+if __name__ == "__main__":
+    main()

@@ -368,6 +368,7 @@
     choose(languageSelect, report.language);
     renderStudy();
     renderReport();
+    byId("open-viewer").disabled = false; // it needs the study's UID, known from here on
     await loadHistory();
   }
 

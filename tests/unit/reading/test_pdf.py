@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from pypdf import PdfReader
 
 from hounsfield.reading.pdf import PrintedReport, Signature, render
@@ -67,3 +69,15 @@ def test_an_amendment_is_marked_with_both_signatures_and_the_reason() -> None:
     printed = text(render(amended))
     assert "COMPTE RENDU MODIFIÉ (version 2)" in printed
     assert "dr-ana" in printed and "dr-ben" in printed and "Latéralité corrigée" in printed
+
+
+def test_the_institution_and_its_logo_head_the_page(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (120, 60), (20, 90, 160)).save(logo)
+    document = render(report("de", institution="Radiologie Nord", logo=logo))
+    page = PdfReader(io.BytesIO(document)).pages[0]
+    assert "Radiologie Nord" in page.extract_text()
+    (image,) = page.images
+    assert image.image.size == (120, 60)
+    without = PdfReader(io.BytesIO(render(report("de")))).pages[0]
+    assert list(without.images) == []

@@ -55,6 +55,7 @@ class Registry:
     interventions: dict[Intervention, Callable[..., object]] = field(default_factory=dict)
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     background_tasks: list[BackgroundTask] = field(default_factory=list)
+    catalogues: list[Path] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
     migrations: list[Migration] = field(default_factory=list)
     # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
@@ -77,6 +78,11 @@ class Registry:
         a periodic sweep): light work only, in small steps, returning once ``stopping`` is
         set. Heavy work belongs in a job."""
         self.background_tasks.append(task)
+
+    def catalogue(self, folder: Path) -> None:
+        """The words of the feature's pages and documents: ``folder`` holds one JSON file
+        per language (``hounsfield.i18n``), served to every page beside the core's."""
+        self.catalogues.append(folder)
 
     def migration(self, *migrations: Migration) -> None:
         """Create or change the feature's own tables, once each, in the order registered

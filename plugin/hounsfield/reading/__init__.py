@@ -12,6 +12,7 @@ import functools
 from hounsfield.api import STAFF, Event, Registry
 from hounsfield.reading import reports, routes, sync, worklist
 from hounsfield.reading.desk import PUBLISH
+from hounsfield.reading.pdf import CATALOGUE
 from hounsfield.reading.publish import publish
 from hounsfield.reading.settings import SECTION, ReadingSettings
 from hounsfield.web.pages import PAGES_DIRECTORY
@@ -34,5 +35,6 @@ def register(registry: Registry) -> None:
     registry.background(sync.keep_in_step(settings))
     registry.job_kind(PUBLISH, functools.partial(publish, settings=settings), internal=True)
     registry.routes(routes.routes)
+    registry.catalogue(CATALOGUE)  # section titles and the PDF's words, for the pages too
     # The radiologists' pages: the worklist, and a study's reading page beside it.
     registry.page("/reading", PAGES_DIRECTORY, "worklist.html", PAGE_ASSETS, roles=STAFF)

@@ -96,13 +96,12 @@ def page_words(request: Request) -> dict[str, object]:
     for signed-in pages), else the first of ``browser`` (``navigator.languages``, comma
     separated) that we have, else English; with the languages a menu may offer."""
     language = best_language(request.query.get("browser", ""), request.query.get("user"))
-    messages = catalogue(PAGES_CATALOGUE).messages
-    return {
-        "language": language,
-        "languages": dict(language_names()),
+    words: dict[str, str] = {}
+    for folder in [PAGES_CATALOGUE, *request.services.registry.catalogues]:
+        messages = catalogue(folder).messages
         # English under the rest: a key a translation lacks still reads as something
-        "messages": {**messages[REFERENCE], **messages.get(language, {})},
-    }
+        words.update({**messages[REFERENCE], **messages.get(language, {})})
+    return {"language": language, "languages": dict(language_names()), "messages": words}
 
 
 def register(registry: Registry) -> None:

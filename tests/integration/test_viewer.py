@@ -202,18 +202,22 @@ def test_a_referrer_opens_a_linked_study_and_no_other(
     assert session.get(orthanc.url("/dicom-web/studies")).status_code == 403  # lists nothing
 
 
-def test_staff_other_than_admins_land_on_the_study_list(
+def test_a_radiologist_lands_on_the_worklist_and_reaches_the_study_list(
     orthanc: OrthancServer, page: Page, reconstructed: dict
 ) -> None:
-    """Orthanc Explorer is for admins; a radiologist signing in goes to the viewer's list."""
+    """Orthanc Explorer is for admins; a radiologist signing in lands on the reading
+    worklist, whose Viewer link opens the viewer's own study list."""
     user = {"username": "viewer-radiologist", "password": USER_PASSWORD, "role": "radiologist"}
     assert orthanc.post("/api/users", json=user).ok
     page.goto(orthanc.url("/login"))
     page.fill("#username", user["username"])
     page.fill("#password", user["password"])
     page.click("#submit")
-    page.wait_for_url("**/ohif/")
+    page.wait_for_url("**/reading")
     page.get_by_text("CBCT phantom (simulated)").first.wait_for(timeout=30_000)
+    with page.context.expect_page() as opened:
+        page.click('a[href="/ohif/"]')
+    opened.value.get_by_text("CBCT phantom (simulated)").first.wait_for(timeout=30_000)
 
 
 def test_the_viewer_keeps_its_session_and_leaves_when_it_ends(

@@ -22,6 +22,7 @@ from tests.support.reading import (
     BASIC_TEXT_SR,
     ENCAPSULATED_PDF,
     Department,
+    reading_server,
     stored_study,
 )
 from tests.support.server import OrthancServer, wait_for
@@ -49,14 +50,12 @@ def dciodvfy_errors(orthanc: OrthancServer, instance: str, folder: Path) -> list
 
 @pytest.fixture(scope="module")
 def department(tmp_path_factory: pytest.TempPathFactory, dicom_file) -> Iterator[Department]:
-    orthanc = OrthancServer(
+    orthanc = reading_server(
         tmp_path_factory.mktemp("reading"),
-        stable_age=1,
-        hounsfield__workers=1,
-        hounsfield__extensions=["hounsfield.reading"],
+        "hounsfield.reading",
         hounsfield_reading__institution="Radiologie, Hôpital Saint-Éloi",
         hounsfield_reading__report_bytes=4096,
-    ).start()
+    )
     yield Department(orthanc, dicom_file)
     orthanc.stop()
 
@@ -371,13 +370,6 @@ def test_a_deleted_study_leaves_the_worklist_and_keeps_its_report(department: De
     assert department.call("dr-jo", "GET", "/api/reports/orphaned").status_code == 403
     history = department.call("admin", "GET", f"/api/studies/{study}/report/history").json()
     assert [version["signer"] for version in history["versions"]] == ["dr-jo"]
-
-
-def reading_server(workdir: Path, *extensions: str) -> OrthancServer:
-    """A server on ``workdir`` (the same storage and database each time it is made)."""
-    return OrthancServer(
-        workdir, stable_age=1, hounsfield__workers=1, hounsfield__extensions=list(extensions)
-    ).start()
 
 
 def test_nothing_is_lost_when_orthanc_is_killed_mid_flow(tmp_path: Path, dicom_file) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.support.reading import PASSWORD, Department, stored_study
+from tests.support.reading import PASSWORD, Department, reading_server, stored_study
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, wait_for
 
 HOSTILE = '<img src=x onerror="window.__ran = true">'
@@ -30,12 +30,7 @@ PAGES = Path(__file__).resolve().parents[2] / "html"
 
 @pytest.fixture(scope="module")
 def department(tmp_path_factory: pytest.TempPathFactory, dicom_file) -> Iterator[Department]:
-    orthanc = OrthancServer(
-        tmp_path_factory.mktemp("reading-pages"),
-        stable_age=1,
-        hounsfield__workers=1,
-        hounsfield__extensions=["hounsfield.reading"],
-    ).start()
+    orthanc = reading_server(tmp_path_factory.mktemp("reading-pages"), "hounsfield.reading")
     yield Department(orthanc, dicom_file)
     orthanc.stop()
 

@@ -23,8 +23,10 @@ pytestmark = pytest.mark.skipif(
 
 USER_PASSWORD = "Viewer-Pass-1357"  # the users these tests create
 
-# Counts the canvas pixels brighter than the background: the image is really drawn.
+# Counts the canvas pixels brighter than the background: the image is really drawn (0 while
+# OHIF has not made its canvas yet: the thumbnails' text shows before it).
 LIT_PIXELS = """canvas => {
+  if (!canvas) return 0;
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
   let lit = 0;
   for (let i = 0; i < data.length; i += 4) if (data[i] > 30) lit++;

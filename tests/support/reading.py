@@ -42,6 +42,18 @@ class Department:
         return answer.json() if answer.status_code == 200 else None
 
 
+def reading_server(workdir: Path, *extensions: str, **settings: object) -> OrthancServer:
+    """A started server with quick stability and one worker (on ``workdir``: the same
+    storage and database each time one is made there)."""
+    return OrthancServer(
+        workdir,
+        stable_age=1,
+        hounsfield__workers=1,
+        hounsfield__extensions=list(extensions),
+        **settings,
+    ).start()
+
+
 def stored_study(orthanc: OrthancServer, path: Path) -> tuple[str, str]:
     """(Orthanc's study id, StudyInstanceUID) of the study ``path`` was stored into."""
     uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID

@@ -63,6 +63,9 @@ class Response:
         )
 
 
+MAX_OFFSET = 2**62  # beyond SQLite's 64-bit integers a listing would fail, not answer
+
+
 @dataclass
 class Request:
     method: str
@@ -174,8 +177,8 @@ class Request:
         offset = self.query_value("offset", int, 0)
         if not 1 <= limit <= maximum:
             raise HttpError(400, f"query parameter 'limit' must be between 1 and {maximum}")
-        if offset < 0:
-            raise HttpError(400, "query parameter 'offset' must not be negative")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise HttpError(400, f"query parameter 'offset' must be between 0 and {MAX_OFFSET}")
         return limit, offset
 
 

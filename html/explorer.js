@@ -1,8 +1,8 @@
 // Added to Orthanc Explorer by the Hounsfield plugin: sends the CSRF token with the
 // Explorer's writes (cookie sessions need it), offers "Sign out" and, on a study's page,
-// "Open in viewer" (OHIF) and "Open reading page" (when the reading worklist has the study:
-// the reading extension may not be installed), and sends the user to the sign-in page when
-// the session is gone.
+// "Open in viewer" (OHIF) and a button for each study page the features offer this user
+// (GET /api/auth/me: studyPages, e.g. the reading page), and sends the user to the sign-in
+// page when the session is gone.
 (function () {
   "use strict";
   function cookie(name) {
@@ -29,7 +29,22 @@
     const found = /^#study\?uuid=([0-9a-f-]+)/.exec(window.location.hash);
     return found ? found[1] : null;
   }
-  $.getScript("/login/session.js", () => window.hounsfieldSession.start());
+  // The features' study pages (GET /api/auth/me), one button each, shown on a study's page.
+  const pages = $("<div></div>").css({ display: "flex", gap: "0.5rem" });
+  $.getScript("/login/session.js", function () {
+    const session = window.hounsfieldSession;
+    session.start();
+    session.me().then(function (user) {
+      for (const page of user.studyPages) {
+        const open = button("hounsfield-open-" + page.name, page.title);
+        open.on("click", function () {
+          const study = encodeURIComponent(shownStudy());
+          window.location.assign(page.template.replace("{study}", study));
+        });
+        pages.append(open);
+      }
+    });
+  });
   $(document).ready(function () {
     const signOut = button("hounsfield-sign-out", "Sign out");
     signOut.on("click", function () {
@@ -42,20 +57,10 @@
         window.open("/ohif/viewer?StudyInstanceUIDs=" + uid, "_blank");
       });
     });
-    const reading = button("hounsfield-open-reading", "Open reading page");
-    reading.on("click", function () {
-      window.location.assign("/reading/study.html?id=" + encodeURIComponent(shownStudy()));
-    });
     function showViewerOnStudies() {
-      const study = shownStudy();
-      viewer.toggle(study !== null);
-      reading.hide();
-      if (study !== null) {
-        // fetch, not $.ajax: a 404 (not in the worklist) is an answer here, not an error
-        fetch("/api/worklist/" + encodeURIComponent(study), { credentials: "same-origin" }).then(
-          (answer) => reading.toggle(answer.ok && shownStudy() === study),
-        );
-      }
+      const onStudy = shownStudy() !== null;
+      viewer.toggle(onStudy);
+      pages.toggle(onStudy);
     }
     $(window).on("hashchange", showViewerOnStudies);
     $(document).on("pageshow", showViewerOnStudies);
@@ -64,6 +69,6 @@
     const bar = $("<div></div>").css({
       position: "fixed", right: "1rem", bottom: "1rem", zIndex: 2000, display: "flex", gap: "0.5rem",
     });
-    $("body").append(bar.append(reading, viewer, signOut));
+    $("body").append(bar.append(pages, viewer, signOut));
   });
 })();

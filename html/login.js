@@ -1,8 +1,8 @@
 // Sign-in page: posts the credentials to /api/auth/login (same origin, so the session
 // cookies it sets are sent with every later request) and goes on to ?next=, or by default
-// to where the role works: Orthanc Explorer for admins, the reading worklist for
-// radiologists and technicians (the viewer's study list where the reading extension is not
-// installed), the viewer otherwise.
+// to where the user's role works, as the server says (user.home: Orthanc Explorer for
+// admins, the viewer for others, unless a feature such as the reading worklist says
+// otherwise).
 (function () {
   "use strict";
   const form = document.getElementById("login-form");
@@ -10,7 +10,6 @@
   const otpRow = document.getElementById("otp-row");
   const button = document.getElementById("submit");
   const t = window.hounsfieldI18n.t;
-  const WORKLIST = "/reading";
   // The server's refusals we say in the reader's language (others are shown as sent).
   const REFUSALS = {
     "invalid user name or password": "login.refused",
@@ -18,24 +17,13 @@
     "one-time password is wrong": "login.otp_wrong",
   };
 
-  async function nextPage(role) {
+  function nextPage(user) {
     const next = new URLSearchParams(window.location.search).get("next") || "";
     // Only paths on this server: never "//elsewhere" or "https://elsewhere".
     if (/^\/(?![\/\\])/.test(next)) {
       return next;
     }
-    if (role === "admin") {
-      return "/app/explorer.html";
-    }
-    if (role === "radiologist" || role === "technician") {
-      // The worklist is the reading extension's page: asked for, since a server may run
-      // without it (then the page is not there, and the viewer is where they work).
-      const worklist = await fetch(WORKLIST, { credentials: "same-origin" }).catch(() => null);
-      if (worklist && worklist.ok) {
-        return WORKLIST;
-      }
-    }
-    return "/ohif/";
+    return (user && user.home) || "/ohif/";
   }
 
   function show(text) {
@@ -64,7 +52,7 @@
       const answer = await response.json().catch(() => ({}));
       if (response.ok) {
         window.hounsfieldSession.recordExpiry(answer.expires_in);
-        window.location.assign(await nextPage(answer.user && answer.user.role));
+        window.location.assign(nextPage(answer.user));
         return;
       }
       if (answer.error === "one-time password required") {

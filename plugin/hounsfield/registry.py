@@ -48,6 +48,16 @@ class BoundHandler:
     handler: EventHandler
 
 
+@dataclass(frozen=True)
+class StudyPage:
+    """A feature's page about one study, offered where a study is shown (Orthanc Explorer)."""
+
+    name: str  # short, for the page's button id ("reading": #hounsfield-open-reading)
+    title: str
+    template: str  # "{study}" stands for Orthanc's study id
+    roles: frozenset[Role]
+
+
 @dataclass
 class Registry:
     job_kinds: dict[str, JobHandler] = field(default_factory=dict)
@@ -56,6 +66,8 @@ class Registry:
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     background_tasks: list[BackgroundTask] = field(default_factory=list)
     catalogues: list[Path] = field(default_factory=list)
+    landings: dict[Role, str] = field(default_factory=dict)  # where a role goes after sign-in
+    study_pages: list[StudyPage] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
     migrations: list[Migration] = field(default_factory=list)
     # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
@@ -83,6 +95,21 @@ class Registry:
         """The words of the feature's pages and documents: ``folder`` holds one JSON file
         per language (``hounsfield.i18n``), served to every page beside the core's."""
         self.catalogues.append(folder)
+
+    def landing(self, path: str, roles: Iterable[Role]) -> None:
+        """Send ``roles`` to ``path`` after they sign in (instead of the core's: Orthanc
+        Explorer for admins, the viewer for everyone else); one feature per role."""
+        for role in roles:
+            if role in self.landings:
+                raise ExtensionError(
+                    f"{role.value}s already land on {self.landings[role]}; not on {path} too"
+                )
+            self.landings[role] = path
+
+    def study_page(self, name: str, title: str, template: str, roles: Iterable[Role]) -> None:
+        """Offer ``template`` (with ``{study}``, Orthanc's study id) to ``roles`` where a
+        study is shown, as a button titled ``title``."""
+        self.study_pages.append(StudyPage(name, title, template, frozenset(roles)))
 
     def migration(self, *migrations: Migration) -> None:
         """Create or change the feature's own tables, once each, in the order registered

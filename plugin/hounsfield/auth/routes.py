@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hounsfield.auth import store, user_routes
 from hounsfield.auth.gate import ACCESS_COOKIE
 from hounsfield.auth.permissions import ANY_USER
+from hounsfield.auth.roles import Role
 from hounsfield.auth.service import SignedIn
+from hounsfield.auth.store import User
 from hounsfield.i18n import LANGUAGES
 from hounsfield.web import Request, Response, RouteTable
 
@@ -62,6 +64,25 @@ def _cookie(
     return "; ".join(parts)
 
 
+# Where each role lands after signing in when no feature says otherwise.
+DEFAULT_LANDINGS = {Role.ADMIN: "/app/explorer.html"}
+VIEWER = "/ohif/"
+
+
+def _user_json(request: Request, user: User) -> dict[str, Any]:
+    """The user, with where they land and the study pages the features offer them."""
+    registry = request.services.registry
+    return {
+        **user.to_json(),
+        "home": registry.landings.get(user.role) or DEFAULT_LANDINGS.get(user.role, VIEWER),
+        "studyPages": [
+            {"name": page.name, "title": page.title, "template": page.template}
+            for page in registry.study_pages
+            if user.role in page.roles
+        ],
+    }
+
+
 def _session_response(request: Request, signed_in: SignedIn) -> Response:
     response = Response.json(
         {
@@ -69,7 +90,7 @@ def _session_response(request: Request, signed_in: SignedIn) -> Response:
             "token_type": "bearer",
             "expires_in": signed_in.expires_in,
             "csrf_token": signed_in.csrf_token,
-            "user": signed_in.user.to_json(),
+            "user": _user_json(request, signed_in.user),
         }
     )
     session_seconds = request.services.settings.plugin.auth.session_hours * 3600
@@ -131,7 +152,7 @@ def logout(request: Request) -> Response:
 def me(request: Request) -> dict[str, Any]:
     principal = request.user()
     user = request.core.users.get(principal.username)
-    return {**user.to_json(), "session": principal.session_id}
+    return {**_user_json(request, user), "session": principal.session_id}
 
 
 @routes.route("PUT", "/api/auth/me", roles=ANY_USER)

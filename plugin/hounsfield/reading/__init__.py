@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from hounsfield.api import STAFF, Event, Registry
+from hounsfield.api import STAFF, Event, Registry, Role
 from hounsfield.reading import reports, routes, sync, worklist
 from hounsfield.reading.desk import PUBLISH
 from hounsfield.reading.pdf import CATALOGUE
@@ -38,3 +38,5 @@ def register(registry: Registry) -> None:
     registry.catalogue(CATALOGUE)  # section titles and the PDF's words, for the pages too
     # The radiologists' pages: the worklist, and a study's reading page beside it.
     registry.page("/reading", PAGES_DIRECTORY, "worklist.html", PAGE_ASSETS, roles=STAFF)
+    registry.landing("/reading", {Role.RADIOLOGIST, Role.TECHNICIAN})
+    registry.study_page("reading", "Open reading page", "/reading/study.html?id={study}", STAFF)

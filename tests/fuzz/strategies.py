@@ -113,6 +113,8 @@ query_strings = st.lists(
                 "patientName",
                 "assigned",
                 "modality",
+                "browser",  # the pages' words: /i18n?browser=fr-CH,fr;q=0.9&user=fr
+                "user",
             ]
         ),
         st.sampled_from(
@@ -134,6 +136,8 @@ query_strings = st.lists(
                 "unread,",
                 "-priority",
                 "%E2%80%AE",
+                "fr;q=x,de;q=0.5",
+                ";;;,,,",
             ]
         ),
     ),

@@ -140,7 +140,9 @@ def test_hostile_multipart_uploads(target: Target, path: str, body: bytes, media
 
 @SETTINGS
 @given(
-    path=st.sampled_from(["/api/worklist", "/api/jobs", "/api/audit", "/api/reports/orphaned"]),
+    path=st.sampled_from(
+        ["/api/worklist", "/api/jobs", "/api/audit", "/api/reports/orphaned", "/i18n"]
+    ),
     query=query_strings,
 )
 def test_hostile_listing_queries(target: Target, path: str, query: str) -> None:

@@ -16,7 +16,7 @@ from hounsfield.api import JobContext, OrthancError
 from hounsfield.dicom_objects import STUDY_ATTRIBUTES, encode
 from hounsfield.reading import dicom, pdf
 from hounsfield.reading.settings import ReadingSettings
-from hounsfield.reading.templates import Templates
+from hounsfield.reading.templates import shelf
 
 
 def study_tags(job: JobContext, study_id: str) -> dict[str, Any] | None:
@@ -40,7 +40,7 @@ def publish(job: JobContext, settings: ReadingSettings) -> dict[str, Any]:
     modalities = sorted(
         {s["MainDicomTags"].get("Modality", "") for s in series} - {"", "DOC", "SR"}
     )
-    templates = Templates(Path(settings.templates) if settings.templates else None)
+    templates = shelf(Path(settings.templates) if settings.templates else None)
     title = templates.title(params["template"], params["language"])
     first = (
         pdf.Signature(params["firstSigner"], params["firstSigned"])

@@ -32,7 +32,7 @@ from hounsfield.reading.desk import Actor, ReadingDesk
 from hounsfield.reading.model import SECTIONS, NotInWorklist, Priority, ReadingConflict, Status
 from hounsfield.reading.reports import Content, report_json
 from hounsfield.reading.settings import SECTION, ReadingSettings
-from hounsfield.reading.templates import StudyFacts, Templates, UnknownTemplate
+from hounsfield.reading.templates import StudyFacts, Templates, UnknownTemplate, shelf
 from hounsfield.reading.worklist import SORTABLE, WorklistFilter, row_json
 
 READING = frozenset({Role.ADMIN, Role.RADIOLOGIST})  # who claims, writes and signs
@@ -87,7 +87,7 @@ def _desk(request: Request) -> ReadingDesk:
 
 def _templates(request: Request) -> Templates:
     folder = _settings(request).templates
-    return Templates(Path(folder) if folder else None)
+    return shelf(Path(folder) if folder else None)
 
 
 def _actor(request: Request) -> Actor:

@@ -109,6 +109,11 @@ def like_pattern(wildcard: str) -> str:
     return escaped.replace("*", "%")
 
 
+def modalities_of(series: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The modalities of a study's series (Orthanc's ``/studies/{id}/series``), sorted."""
+    return tuple(sorted({s["MainDicomTags"].get("Modality", "") for s in series} - {""}))
+
+
 @dataclass(frozen=True)
 class StudySummary:
     """What the worklist shows of a study, read from Orthanc."""
@@ -135,7 +140,7 @@ class StudySummary:
         """From ``/studies/{id}`` and ``/studies/{id}/series`` (expanded, as Orthanc gives it)."""
         tags, patient = study.get("MainDicomTags", {}), study.get("PatientMainDicomTags", {})
         series = list(series)
-        modalities = sorted({s["MainDicomTags"].get("Modality", "") for s in series} - {""})
+        modalities = modalities_of(series)
         return cls(
             study_id=study["ID"],
             study_uid=tags.get("StudyInstanceUID", ""),
@@ -144,7 +149,7 @@ class StudySummary:
             patient_birth_date=patient.get("PatientBirthDate", ""),
             patient_sex=patient.get("PatientSex", ""),
             accession=tags.get("AccessionNumber", ""),
-            modalities=tuple(modalities),
+            modalities=modalities,
             description=tags.get("StudyDescription", ""),
             study_date=tags.get("StudyDate", ""),
             series_count=len(series),

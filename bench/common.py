@@ -13,6 +13,8 @@ from pydicom.uid import generate_uid
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "plugin")]
+# Orthanc with its DICOMweb plugin and not ours: the figures "without the plugin".
+NO_PYTHON_PLUGIN = ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"]
 
 
 def make_ct_series(folder: Path, count: int) -> list[Path]:

@@ -20,11 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import make_ct_series, percentiles, print_table
+from common import NO_PYTHON_PLUGIN, make_ct_series, percentiles, print_table
 
 from tests.support.server import OrthancServer, wait_for
-
-NO_PYTHON_PLUGIN = ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"]
 
 
 def latency(server: OrthancServer, count: int) -> tuple[float, float]:

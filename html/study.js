@@ -38,6 +38,11 @@
   let fromTemplate = false; // the text is a template's, untouched: another may replace it
   let conflicted = false; // someone else saved first: no more saves until reloaded
   let saving = null; // the save under way
+  // The viewer needs only the study's UID: asked for at once, so that the button works
+  // before the page's words, templates and report have loaded.
+  const studyUid = api("/api/worklist/" + encodeURIComponent(studyId)).then(
+    (row) => row.studyInstanceUid,
+  );
   let timer = null;
 
   function show(text) {
@@ -368,7 +373,6 @@
     choose(languageSelect, report.language);
     renderStudy();
     renderReport();
-    byId("open-viewer").disabled = false; // it needs the study's UID, known from here on
     await loadHistory();
   }
 
@@ -396,9 +400,11 @@
     await loadAll();
   }
 
-  byId("open-viewer").addEventListener("click", function () {
-    window.open(reading.viewer(study.studyInstanceUid), "hounsfield-viewer");
-  });
+  studyUid.then(function (uid) {
+    const button = byId("open-viewer");
+    button.addEventListener("click", () => window.open(reading.viewer(uid), "hounsfield-viewer"));
+    button.disabled = false;
+  }, () => {}); // an unknown study: the page's own loading says so
   byId("claim").addEventListener("click", () => claimOrRelease(true));
   byId("release").addEventListener("click", () => claimOrRelease(false));
   byId("sign").addEventListener("click", sign);

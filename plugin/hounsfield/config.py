@@ -68,6 +68,8 @@ class PluginSection(BaseModel):
     worker_niceness: int = Field(10, ge=0, le=19)  # the workers yield the CPU to Orthanc
     cancel_grace_seconds: float = Field(10.0, gt=0)
     minimum_free_space_mb: int = Field(500, ge=0, alias="MinimumFreeSpaceMB")
+    # Series metadata kept for the viewer (dicomweb/series_metadata.py); 0: none kept.
+    viewer_cache_mb: int = Field(1024, ge=0, alias="ViewerCacheMB")
     extensions: list[str] = Field(default_factory=list)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     node_name: str = Field(default_factory=socket.gethostname, min_length=1)

@@ -98,6 +98,12 @@ class PluginOrthancApi:
         except orthanc.OrthancException as error:
             raise _orthanc_error(error) from error
 
+    def get_from_plugins(self, path: str) -> bytes:
+        try:
+            return orthanc.RestApiGetAfterPlugins(path)
+        except orthanc.OrthancException as error:
+            raise _orthanc_error(error) from error
+
     @staticmethod
     def _stored_syntax(instance: str) -> str | None:
         try:  # recorded by Orthanc >= 1.9 for what it stores

@@ -48,3 +48,8 @@ class InProcessOrthanc(OrthancApi, Protocol):
         """An instance's DICOM file, transcoded to ``transfer_syntax`` when it is another;
         OrthancError when Orthanc cannot transcode it."""
         ...
+
+    def get_from_plugins(self, path: str) -> bytes:
+        """GET a route another plugin serves (DICOMweb's), as that plugin answers it;
+        ``get_bytes`` reaches only Orthanc's built-in routes."""
+        ...

@@ -3,10 +3,15 @@ hostile inputs, then the server must still be whole (conftest's ``assert_unharme
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import pydicom
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydicom.data import get_testdata_file
 
 from hounsfield.app import build_registry
 from tests.fuzz.conftest import EXTENSIONS, Target
@@ -147,6 +152,50 @@ def test_hostile_multipart_uploads(target: Target, path: str, body: bytes, media
 )
 def test_hostile_listing_queries(target: Target, path: str, query: str) -> None:
     target.send("GET", f"{path}?{query}")
+
+
+@pytest.fixture(scope="module")
+def stored_series(target: Target) -> str:
+    """The series metadata path of a CT slice stored in the target."""
+    target.server.store(Path(get_testdata_file("CT_small.dcm")))
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    return f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/metadata"
+
+
+HEADER_TEXT = st.text(alphabet='abc0123456789=;,*/:. -_"\\{}[]+', max_size=80)
+
+
+@SETTINGS
+@given(
+    headers=st.fixed_dictionaries(
+        {},
+        optional={
+            "Host": HEADER_TEXT,
+            "Forwarded": st.builds("host={};proto={}".format, HEADER_TEXT, HEADER_TEXT),
+            "Accept": st.sampled_from(
+                ["application/dicom+xml", "application/dicom+json", "text/html", "*/*, x/y;q=0"]
+            )
+            | HEADER_TEXT,
+        },
+    ),
+    uid=st.sampled_from(["study", "series"]),
+    hostile_uid=st.text(alphabet="0123456789.%*?-_x", max_size=70),
+)
+def test_hostile_series_metadata_requests(
+    target: Target, stored_series: str, headers: dict, uid: str, hostile_uid: str
+) -> None:
+    """The series metadata answer names the client's host: whatever it says, the answer
+    stays DICOM JSON (or XML) that parses, for the stored series and for made-up UIDs."""
+    status, payload = target.send("GET", stored_series, headers=headers)
+    if status == 200 and "xml" not in headers.get("Accept", ""):
+        assert len(json.loads(payload)) == 1
+    study, series = stored_series.split("/")[3:6:2]
+    made_up = (
+        f"/dicom-web/studies/{hostile_uid or 'x'}/series/{series}/metadata"
+        if uid == "study"
+        else f"/dicom-web/studies/{study}/series/{hostile_uid or 'x'}/metadata"
+    )
+    target.send("GET", made_up, headers=headers)
 
 
 def test_the_server_is_whole_after_the_http_fuzz(target: Target) -> None:

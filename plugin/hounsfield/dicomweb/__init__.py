@@ -3,8 +3,10 @@ retrievals that share its URIs (``/dicom-web/studies`` and ``/dicom-web/studies/
 
 Orthanc's DICOMweb plugin (1.7) reports an object its store discarded as stored, so STOW-RS
 must be ours; Orthanc 1.10 routes both methods of a URI to one owner, so the QIDO-RS study
-search and the WADO-RS study retrieval on those URIs come with it. Everything else under
-``/dicom-web/`` (series, instances, metadata, frames, rendered) stays with the plugin.
+search and the WADO-RS study retrieval on those URIs come with it. A series' metadata is
+answered from a copy kept ready for the viewer (``series_metadata``). Everything else under
+``/dicom-web/`` (series searches, instances, study metadata, frames, rendered) stays with the
+DICOMweb plugin.
 """
 
 import ctypes

@@ -26,6 +26,7 @@ NUMBERS = {
     "FL": float,
     "FD": float,
 }
+PERSON_NAME_COMPONENTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
 SINGLE_TEXT = {"LT", "ST", "UT", "UR"}  # a backslash is text, not a separator
 
 DicomJson = dict[str, dict[str, Any]]
@@ -75,11 +76,28 @@ def _add_xml(parent: Element, dataset: Mapping[str, Mapping[str, Any]]) -> None:
         element = SubElement(
             parent, "DicomAttribute", tag=tag, vr=item["vr"], keyword=keyword_for_tag(int(tag, 16))
         )
+        if "BulkDataURI" in item:
+            SubElement(element, "BulkData", uri=item["BulkDataURI"])
+        elif "InlineBinary" in item:
+            SubElement(element, "InlineBinary").text = item["InlineBinary"]
         for number, value in enumerate(item.get("Value", []), start=1):
             if item["vr"] == "SQ":
                 _add_xml(SubElement(element, "Item", number=str(number)), value)
+            elif item["vr"] == "PN":
+                _add_person_name(SubElement(element, "PersonName", number=str(number)), value)
             else:
                 SubElement(element, "Value", number=str(number)).text = str(value)
+
+
+def _add_person_name(parent: Element, name: Mapping[str, str]) -> None:
+    """PS3.19 A.1.5: each group's components as elements of their own."""
+    for group in ("Alphabetic", "Ideographic", "Phonetic"):
+        if name.get(group):
+            element = SubElement(parent, group)
+            components = name[group].split("^")
+            for component, text in zip(PERSON_NAME_COMPONENTS, components, strict=False):
+                if text:
+                    SubElement(element, component).text = text
 
 
 def wants_xml(request: Request) -> bool:

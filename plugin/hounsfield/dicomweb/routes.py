@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from hounsfield.auth.permissions import ACQUISITION, READERS, Study, StudyRef
+from hounsfield.config import load_settings
 from hounsfield.dicomweb import ROOT
 from hounsfield.dicomweb.qido import search_studies
 from hounsfield.dicomweb.retrieve import retrieve_study
+from hounsfield.dicomweb.series_metadata import (
+    KEEP_READY,
+    cache_for,
+    json_depth_for,
+    keep_ready,
+    series_metadata,
+    study_deleted,
+    study_stable,
+)
 from hounsfield.dicomweb.stow import store_parts
+from hounsfield.events.types import Event
 from hounsfield.web import Request, Response, RouteTable
 
 if TYPE_CHECKING:
@@ -50,6 +62,29 @@ def post_study(request: Request) -> Response:
     return store_parts(request, ROOT, request.path_params["study_uid"])
 
 
+@routes.get(
+    ROOT + "studies/{study_uid}/series/{series_uid}/metadata",
+    roles=READERS,
+    audit="study.view",
+    study=Study(StudyRef.STUDY_UID, "study_uid"),
+)
+def get_series_metadata(request: Request) -> Response:
+    return series_metadata(
+        request, request.path_params["study_uid"], request.path_params["series_uid"]
+    )
+
+
 def register(registry: Registry) -> None:
-    """Core: the DICOMweb routes the plugin answers itself."""
+    """Core: the DICOMweb routes the plugin answers itself, and the series metadata it
+    keeps ready for the viewer."""
     registry.routes(routes)
+    settings = load_settings(dict(registry.configuration))
+    cache = cache_for(settings)
+    depth = json_depth_for(settings.plugin.limits.dicom_depth)
+    registry.job_kind(KEEP_READY, functools.partial(keep_ready, cache=cache, max_depth=depth))
+    registry.on(Event.STUDY_STABLE, study_stable, name="dicomweb.series_metadata")
+    registry.on(
+        Event.STUDY_DELETED,
+        functools.partial(study_deleted, cache=cache),
+        name="dicomweb.series_metadata_deleted",
+    )

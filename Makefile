@@ -13,8 +13,10 @@ TEST_DEBIAN_PACKAGES := chromium dicom3tools systemd
 # The viewer: OHIF's published build from npm, rebased to /ohif/ (see ohif/install.py).
 OHIF_VERSION := 3.13.2
 VIEWER := ohif/dist/.installed-$(OHIF_VERSION)
-# A small C plugin that hands STOW-RS to the Python plugin (see plugin/native/route_claims.c).
+# Two small C plugins: one hands STOW-RS to the Python plugin (plugin/native/route_claims.c),
+# one refuses requests that are not UTF-8 before the Python plugin fails on them (uri_guard.c).
 ROUTE_CLAIMS := build/libHounsfieldRouteClaims.so
+URI_GUARD := build/libHounsfieldUriGuard.so
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint install service system-packages test-system-packages
@@ -36,7 +38,7 @@ service: install
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
-install: system-packages $(VENV)/.installed $(VIEWER) $(ROUTE_CLAIMS)
+install: system-packages $(VENV)/.installed $(VIEWER) $(ROUTE_CLAIMS) $(URI_GUARD)
 
 system-packages:
 	@$(call apt-install,$(DEBIAN_PACKAGES))
@@ -70,9 +72,16 @@ endef
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(ROUTE_CLAIMS): plugin/native/route_claims.c
+define native_plugin
 	mkdir -p $(dir $@)
 	gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
+endef
+
+$(ROUTE_CLAIMS): plugin/native/route_claims.c
+	$(native_plugin)
+
+$(URI_GUARD): plugin/native/uri_guard.c
+	$(native_plugin)
 
 $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt

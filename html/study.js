@@ -38,11 +38,10 @@
   let fromTemplate = false; // the text is a template's, untouched: another may replace it
   let conflicted = false; // someone else saved first: no more saves until reloaded
   let saving = null; // the save under way
-  // The viewer needs only the study's UID: asked for at once, so that the button works
-  // before the page's words, templates and report have loaded.
-  const studyUid = api("/api/worklist/" + encodeURIComponent(studyId)).then(
-    (row) => row.studyInstanceUid,
-  );
+  const studyRow = () => api("/api/worklist/" + encodeURIComponent(studyId));
+  // The viewer needs only the study's UID: the row is asked for at once, so that the button
+  // works before the page's words, templates and report have loaded; the first load uses it.
+  let firstRow = studyRow();
   let timer = null;
 
   function show(text) {
@@ -357,8 +356,10 @@
 
   async function loadAll() {
     const language = encodeURIComponent(window.hounsfieldI18n.language);
+    const row = firstRow || studyRow(); // a reload (after a claim, say) asks again
+    firstRow = null;
     [study, report] = await Promise.all([
-      api("/api/worklist/" + encodeURIComponent(studyId)),
+      row,
       api(base + "/report?language=" + language),
     ]);
     if (![...templateSelect.options].some((option) => option.value === report.template)) {
@@ -400,9 +401,10 @@
     await loadAll();
   }
 
-  studyUid.then(function (uid) {
+  firstRow.then(function (row) {
     const button = byId("open-viewer");
-    button.addEventListener("click", () => window.open(reading.viewer(uid), "hounsfield-viewer"));
+    const url = reading.viewer(row.studyInstanceUid);
+    button.addEventListener("click", () => window.open(url, "hounsfield-viewer"));
     button.disabled = false;
   }, () => {}); // an unknown study: the page's own loading says so
   byId("claim").addEventListener("click", () => claimOrRelease(true));

@@ -82,7 +82,8 @@ def register(registry: Registry) -> None:
     cache = cache_for(settings)
     depth = json_depth_for(settings.plugin.limits.dicom_depth)
     registry.job_kind(KEEP_READY, functools.partial(keep_ready, cache=cache, max_depth=depth))
-    registry.on(Event.STUDY_STABLE, study_stable, name="dicomweb.series_metadata")
+    if cache.max_bytes > 0:  # ViewerCacheMB 0: nothing is kept, so nothing is prepared
+        registry.on(Event.STUDY_STABLE, study_stable, name="dicomweb.series_metadata")
     registry.on(
         Event.STUDY_DELETED,
         functools.partial(study_deleted, cache=cache),

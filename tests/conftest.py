@@ -11,7 +11,17 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from hounsfield.db.cluster import ThrowawayCluster
 from tests.support.server import OrthancServer
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[ThrowawayCluster]:
+    """One throwaway PostgreSQL for the session (about 1.3 s to make); each test that
+    uses it takes a database of its own."""
+    cluster = ThrowawayCluster().start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

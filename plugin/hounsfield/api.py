@@ -24,7 +24,7 @@ from hounsfield.auth.permissions import (
     StudyRef,
 )
 from hounsfield.auth.roles import STAFF, Role
-from hounsfield.db import Migration
+from hounsfield.db import Migration, Schema
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event, Intervention
 from hounsfield.jobs.context import JobCancelled, JobContext
@@ -55,6 +55,7 @@ __all__ = [
     "Response",
     "Role",
     "RouteTable",
+    "Schema",
     "Services",
     "Study",
     "StudyRef",

@@ -28,7 +28,7 @@ from hounsfield.auth.studies import StudyResolver
 from hounsfield.auth.tokens import TokenService, load_or_create_key
 from hounsfield.callstack import FullStackThreads
 from hounsfield.config import Settings
-from hounsfield.db import Database, Migration, apply_migrations
+from hounsfield.db import Migration, apply_migrations, open_database
 from hounsfield.events.changes import ChangeRecorder
 from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
@@ -36,7 +36,7 @@ from hounsfield.events.types import Event, EventRecord, Intervention
 from hounsfield.intake.admission import Refusal
 from hounsfield.intake.store import Intake, Sender
 from hounsfield.jobs.model import Job
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
 from hounsfield.metrics import Metrics, MetricsSink
 from hounsfield.orthanc_api import InProcessOrthanc
@@ -88,11 +88,11 @@ class Application:
         self.orthanc = orthanc
         self._worker_python = worker_python
         self.registry = build_registry(settings.plugin.extensions, settings.orthanc_config)
-        self.db = Database(settings.database_path)
+        self.db = open_database(settings.database)
         self._worker_configuration = self._write_worker_configuration()
         for name in apply_migrations(self.db, self.registry.migrations):
             log.info("database migration applied: %s", name)
-        self.jobs = SqliteJobQueue(self.db, default_max_attempts=settings.plugin.max_attempts)
+        self.jobs = DatabaseJobQueue(self.db, default_max_attempts=settings.plugin.max_attempts)
         self.pool = WorkerPool(
             self.jobs,
             self._spawn_worker,
@@ -101,7 +101,9 @@ class Application:
             cancel_grace_seconds=settings.plugin.cancel_grace_seconds,
             tick=lambda: self.metrics.publish(),
         )
-        self.events = EventDispatcher(self.db, self.registry, self._event_context)
+        self.events = EventDispatcher(
+            self.db, self.registry, self._event_context, node=settings.plugin.node_name
+        )
         self.changes = ChangeRecorder(
             self.db, self.events, orthanc, stable_age_seconds=settings.stable_age_seconds
         )
@@ -276,8 +278,6 @@ class Application:
             self._worker_python,
             "-m",
             "hounsfield.jobs.worker",
-            "--database",
-            str(self.settings.database_path),
             "--node",
             self.settings.plugin.node_name,
             "--slot",

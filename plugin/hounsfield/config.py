@@ -11,7 +11,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_pascal
@@ -59,6 +59,31 @@ class LimitsSection(BaseModel):
     token_bytes: int = Field(4096, ge=256, le=65536)  # a bearer token or session cookie
 
 
+class DatabaseSection(BaseModel):
+    """Where the plugin's tables live. Without ``Backend``: PostgreSQL when Orthanc's index
+    is there (``PostgreSQL.EnableIndex``), in the same database (our tables in their own
+    schema), else SQLite in the data directory."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
+
+    backend: Literal["sqlite", "postgresql"] | None = None
+    # libpq's "key=value" or "postgresql://..." (default: Orthanc's PostgreSQL section)
+    url: str | None = None
+    schema_name: str = Field("hounsfield_plugin", alias="Schema", pattern=r"^[a-z_][a-z0-9_]*$")
+    pool_size: int = Field(16, ge=2, le=500)
+
+
+@dataclass(frozen=True)
+class DatabaseLocation:
+    """The database to open: a SQLite file, or a PostgreSQL connection and schema."""
+
+    backend: str
+    path: Path
+    conninfo: str = ""
+    schema: str = "hounsfield_plugin"
+    pool_size: int = 16
+
+
 class PluginSection(BaseModel):
     model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
 
@@ -74,6 +99,7 @@ class PluginSection(BaseModel):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     node_name: str = Field(default_factory=socket.gethostname, min_length=1)
     auth: AuthSection = Field(default_factory=AuthSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
 
 
 @dataclass(frozen=True)
@@ -88,8 +114,36 @@ class Settings:
     orthanc_config: Mapping[str, Any]  # the whole of it, for extensions' own sections
 
     @property
-    def database_path(self) -> Path:
-        return self.data_directory / "hounsfield.db"
+    def database(self) -> DatabaseLocation:
+        section = self.plugin.database
+        orthanc_pg = self.orthanc_config.get("PostgreSQL", {})
+        backend = section.backend or (
+            "postgresql" if orthanc_pg.get("EnableIndex", False) else "sqlite"
+        )
+        return DatabaseLocation(
+            backend=backend,
+            path=self.data_directory / "hounsfield.db",
+            conninfo=(section.url or _libpq_conninfo(orthanc_pg)) if backend != "sqlite" else "",
+            schema=section.schema_name,
+            pool_size=section.pool_size,
+        )
+
+
+def _libpq_conninfo(orthanc_pg: Mapping[str, Any]) -> str:
+    """Orthanc's PostgreSQL section (its plugin's keys and defaults) as a libpq string."""
+    from psycopg.conninfo import make_conninfo  # only where PostgreSQL is used
+
+    if orthanc_pg.get("ConnectionUri"):
+        return str(orthanc_pg["ConnectionUri"])
+    values = {
+        "host": orthanc_pg.get("Host", "localhost"),
+        "port": orthanc_pg.get("Port", 5432),
+        "dbname": orthanc_pg.get("Database", ""),
+        "user": orthanc_pg.get("Username", ""),
+        "password": orthanc_pg.get("Password", ""),
+        "sslmode": "require" if orthanc_pg.get("EnableSsl", False) else "prefer",
+    }
+    return make_conninfo(**{key: value for key, value in values.items() if value != ""})
 
 
 def load_section(model: type[Section], orthanc_config: Mapping[str, Any], name: str) -> Section:

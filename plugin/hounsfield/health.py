@@ -24,7 +24,7 @@ def check_database(app: Application) -> dict[str, Any]:
     missing = [m.name for m in app.registry.migrations if m.name not in applied]
     return {
         "healthy": not missing,
-        "path": str(app.db.path),
+        **app.db.describe(),
         "migrations": len(applied),
         **({"missingMigrations": missing} if missing else {}),
     }

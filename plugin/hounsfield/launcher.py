@@ -23,6 +23,8 @@ DEFAULT_CONFIG = REPOSITORY / "orthanc.json"
 DEFAULT_ORTHANC = "/usr/sbin/Orthanc"
 
 PATH_KEYS = ("StorageDirectory", "IndexDirectory", "PythonScript")
+# Orthanc's index in PostgreSQL (Debian's orthanc-postgresql), loaded when enabled.
+POSTGRESQL_INDEX = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 PATH_LIST_KEYS = ("Plugins", "LuaScripts")
 
 
@@ -43,6 +45,10 @@ def effective_config(path: Path, environ: dict[str, str]) -> dict[str, Any]:
     section = config.get(SECTION)
     if isinstance(section, dict) and isinstance(section.get("DataDirectory"), str):
         section["DataDirectory"] = absolute(section["DataDirectory"])
+    if config.get("PostgreSQL", {}).get("EnableIndex") is True:
+        plugins = config.setdefault("Plugins", [])
+        if not any(Path(plugin).name.startswith("libOrthancPostgreSQLIndex") for plugin in plugins):
+            plugins.append(POSTGRESQL_INDEX)
     return config
 
 

@@ -11,22 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import sqlite_utils
-
 from hounsfield.clock import now_iso
-from hounsfield.db import Database, Migration
+from hounsfield.db import Database, Migration, Schema
 
 if TYPE_CHECKING:
     from hounsfield.registry import Registry
 
 
-def _create(db: sqlite_utils.Database) -> None:
-    db["orthanc_runs"].create(
+def _create(schema: Schema) -> None:
+    schema.create_table(
+        "orthanc_runs",
         {"id": int, "node": str, "started_at": str, "stopped_at": str, "unclean": int},
         pk="id",
         not_null={"node", "started_at"},
     )
-    db["orthanc_runs"].create_index(["node", "id"], index_name="orthanc_runs_by_node")
+    schema.create_index("orthanc_runs", ["node", "id"], name="orthanc_runs_by_node")
 
 
 MIGRATIONS = [Migration("runs.0001.create", _create)]
@@ -56,16 +55,16 @@ class RunLog:
 
     def begin(self) -> int:
         """Record this run; runs of this node still open ended uncleanly (marked so)."""
-        with self.db.transaction() as conn:
-            conn.execute(
+        with self.db.transaction():
+            self.db.execute(
                 "UPDATE orthanc_runs SET unclean = 1 WHERE node = ? AND stopped_at IS NULL"
                 " AND unclean IS NULL",
                 (self.node,),
             )
-            self.current = conn.execute(
+            self.current = self.db.execute(
                 "INSERT INTO orthanc_runs (node, started_at) VALUES (?, ?) RETURNING id",
                 (self.node, now_iso()),
-            ).fetchone()[0]
+            )[0][0]
         return self.current
 
     def end(self) -> None:
@@ -78,7 +77,7 @@ class RunLog:
 
     def summary(self) -> RunSummary:
         row = self.db.query(
-            "SELECT COUNT(*) AS starts, COALESCE(SUM(unclean), 0) AS unclean,"
+            "SELECT COUNT(*) AS starts, COUNT(CASE WHEN unclean = 1 THEN 1 END) AS unclean,"
             " MAX(CASE WHEN unclean = 1 THEN started_at END) AS last_unclean,"
             " MAX(CASE WHEN id = ? THEN started_at END) AS current"
             " FROM orthanc_runs WHERE node = ?",

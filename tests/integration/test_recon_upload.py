@@ -15,9 +15,9 @@ import pytest
 import tifffile
 
 from hounsfield.app import migrations
-from hounsfield.db import Database, apply_migrations
+from hounsfield.db import SqliteDatabase, apply_migrations
 from hounsfield.jobs.context import JobContext
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue
 from hounsfield.orthanc_http import OrthancHttpClient
 from hounsfield.recon import tasks
 from tests.support.recon import reconstruction_of, upload_acquisition
@@ -177,9 +177,10 @@ def test_a_retry_after_the_object_was_stored_answers_from_orthanc(
     response = upload(orthanc, [tiff(counts())], {**GEOMETRY, "patient_id": "RETRY-1"})
     first = archived(orthanc, response)
     job = orthanc.job(response.json()["id"])
-    database = Database(tmp_path / "retry.db")  # only to make a Job: the handler never reports
+    # Only to make a Job: the handler never reports.
+    database = SqliteDatabase(tmp_path / "retry.db")
     apply_migrations(database, migrations([]))
-    queue = SqliteJobQueue(database)
+    queue = DatabaseJobQueue(database)
     retry = dataclasses.replace(queue.enqueue("recon.archive", job["params"]), id=job["id"])
     token = orthanc.login("admin", orthanc.env["HOUNSFIELD_ADMIN_PASSWORD"])
     client = OrthancHttpClient(orthanc.base_url, token)

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hounsfield.app import migrations
-from hounsfield.db import Database, apply_migrations
+from hounsfield.db import Database
+from tests.support.databases import BACKENDS, fresh_database
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Database:
-    """A real SQLite file with the plugin's schema."""
-    db = Database(tmp_path / "hounsfield.db")
-    apply_migrations(db, migrations([]))
-    yield db
-    db.close()
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The plugin's schema, on each backend in turn."""
+    with fresh_database(request, tmp_path, migrations([])) as db:
+        yield db

@@ -12,16 +12,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from hounsfield.clock import now_iso
-from hounsfield.db import Database, Migration
+from hounsfield.db import Database, Migration, Schema
 
 GENESIS = "0" * 64
 
 
-def _create_audit_log(db: sqlite_utils.Database) -> None:
-    db["audit_log"].create(
+def _create_audit_log(schema: Schema) -> None:
+    schema.create_table(
+        "audit_log",
         {
             "id": int,
             "at": str,
@@ -40,15 +39,8 @@ def _create_audit_log(db: sqlite_utils.Database) -> None:
         not_null={"at", "action", "outcome", "prev_hash", "hash"},
     )
     for column in ("username", "action", "study_uid", "at"):
-        db["audit_log"].create_index([column], index_name=f"audit_by_{column}")
-    db.executescript(
-        """
-        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-        """
-    )
+        schema.create_index("audit_log", [column], name=f"audit_by_{column}")
+    schema.forbid_changes("audit_log", "the audit log is append-only")
 
 
 MIGRATIONS = [Migration("audit.0001.log", _create_audit_log)]
@@ -76,13 +68,15 @@ class AuditTrail:
         self.db = database
 
     def append(self, entry: AuditEntry) -> int:
-        at = now_iso()
-        with self.db.transaction() as conn:  # the chain's head cannot move under us
-            row = conn.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-            prev_hash = row[0] if row else GENESIS
-            cursor = conn.execute(
+        # The chain's head cannot move under us: one appender at a time, on every instance.
+        with self.db.transaction(exclusive="audit_log"):
+            at = now_iso()
+            head = self.db.query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            prev_hash = head[0][0] if head else GENESIS
+            rows = self.db.execute(
                 "INSERT INTO audit_log (at, username, role, ip, action, resource, study_uid,"
-                " outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 (
                     at,
                     entry.username,
@@ -97,7 +91,7 @@ class AuditTrail:
                     _entry_hash(prev_hash, at, entry),
                 ),
             )
-            return cursor.lastrowid
+            return rows[0][0]
 
     def query(
         self,

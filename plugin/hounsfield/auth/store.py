@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from hounsfield.auth.roles import Role
 from hounsfield.clock import iso_seconds_ago, now_iso
-from hounsfield.db import Database, Migration
+from hounsfield.db import Database, IntegrityError, Migration, Row, Schema
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 
-def _create_auth_tables(db: sqlite_utils.Database) -> None:
-    db["users"].create(
+def _create_auth_tables(schema: Schema) -> None:
+    schema.create_table(
+        "users",
         {
             "username": str,
             "password_hash": str,
@@ -34,7 +32,8 @@ def _create_auth_tables(db: sqlite_utils.Database) -> None:
         not_null={"password_hash", "role", "disabled", "failed_logins", "totp_enabled"},
         defaults={"disabled": 0, "failed_logins": 0, "totp_enabled": 0},
     )
-    db["sessions"].create(
+    schema.create_table(
+        "sessions",
         {
             "id": str,
             "username": str,
@@ -51,17 +50,18 @@ def _create_auth_tables(db: sqlite_utils.Database) -> None:
         foreign_keys=[("username", "users", "username")],
         not_null={"username", "refresh_digest", "csrf_token", "created_at", "expires_at"},
     )
-    db["sessions"].create_index(["username"], index_name="sessions_by_user")
-    db["referrer_studies"].create(
+    schema.create_index("sessions", ["username"], name="sessions_by_user")
+    schema.create_table(
+        "referrer_studies",
         {"username": str, "study_instance_uid": str},
         pk=("username", "study_instance_uid"),
         foreign_keys=[("username", "users", "username")],
     )
 
 
-def _add_user_language(db: sqlite_utils.Database) -> None:
+def _add_user_language(schema: Schema) -> None:
     """Each user's language for our pages (NULL: the browser's)."""
-    db["users"].add_column("language", str)
+    schema.add_column("users", "language", str)
 
 
 MIGRATIONS = [
@@ -87,7 +87,7 @@ class User:
     language: str | None = None  # for our pages; None: the browser's
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> User:
+    def from_row(cls, row: Row) -> User:
         return cls(
             row["username"],
             Role(row["role"]),
@@ -140,7 +140,7 @@ class UserStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (username, password_hash, role.value, now, now),
             )
-        except sqlite3.IntegrityError as error:
+        except IntegrityError as error:
             raise UserExists(username) from error
         return self.get(username)
 
@@ -182,10 +182,10 @@ class UserStore:
         return self.get(username)
 
     def delete(self, username: str) -> None:
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM referrer_studies WHERE username = ?", (username,))
-            conn.execute("DELETE FROM sessions WHERE username = ?", (username,))
-            conn.execute("DELETE FROM users WHERE username = ?", (username,))
+        with self.db.transaction():
+            self.db.execute("DELETE FROM referrer_studies WHERE username = ?", (username,))
+            self.db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            self.db.execute("DELETE FROM users WHERE username = ?", (username,))
 
     def record_failure(self, username: str, *, max_failures: int, lockout_seconds: int) -> User:
         """Count a failed login; at ``max_failures`` the account locks for a while."""
@@ -211,9 +211,9 @@ class UserStore:
         return {row[0] for row in rows}
 
     def link_studies(self, username: str, study_uids: list[str]) -> None:
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM referrer_studies WHERE username = ?", (username,))
-            conn.executemany(
+        with self.db.transaction():
+            self.db.execute("DELETE FROM referrer_studies WHERE username = ?", (username,))
+            self.db.executemany(
                 "INSERT INTO referrer_studies (username, study_instance_uid) VALUES (?, ?)",
                 [(username, uid) for uid in dict.fromkeys(study_uids)],
             )
@@ -276,6 +276,6 @@ class SessionStore:
     def revoke_user(self, username: str, reason: str, *, keep: str | None = None) -> None:
         self.db.execute(
             "UPDATE sessions SET revoked_at = ?, revoked_reason = ?"
-            " WHERE username = ? AND revoked_at IS NULL AND id IS NOT ?",
+            " WHERE username = ? AND revoked_at IS NULL AND id IS DISTINCT FROM ?",
             (now_iso(), reason, username, keep),
         )

@@ -5,6 +5,10 @@ dispatcher thread. Each (event, handler) delivery is recorded, so after a crash 
 dispatcher resumes where it stopped and no handler sees an event twice once its
 delivery is recorded; handlers queue jobs through ``EventContext.enqueue``, which is
 idempotent, so even a delivery cut short before being recorded queues nothing twice.
+
+Instances sharing one PostgreSQL share the events too: each event is claimed by one
+dispatcher for ``CLAIM_SECONDS`` (a claim of a dead instance lapses; an instance takes its
+own claims back at once when it restarts).
 """
 
 from __future__ import annotations
@@ -13,10 +17,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-import sqlite_utils
-
-from hounsfield.clock import now_iso
-from hounsfield.db import Database, Migration
+from hounsfield.clock import iso_seconds_ago, now_iso
+from hounsfield.db import Database, Migration, Schema
 from hounsfield.events import stability
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event, EventRecord
@@ -27,14 +29,16 @@ log = logging.getLogger(__name__)
 ContextFactory = Callable[[EventRecord, str], EventContext]
 
 
-def _create_event_tables(db: sqlite_utils.Database) -> None:
-    db["events"].create(
+def _create_event_tables(schema: Schema) -> None:
+    schema.create_table(
+        "events",
         {"id": int, "type": str, "resource_id": str, "created_at": str, "dispatched_at": str},
         pk="id",
         not_null={"type", "resource_id", "created_at"},
     )
-    db["events"].create_index(["dispatched_at", "id"], index_name="events_pending")
-    db["event_deliveries"].create(
+    schema.create_index("events", ["dispatched_at", "id"], name="events_pending")
+    schema.create_table(
+        "event_deliveries",
         {"event_id": int, "handler": str, "outcome": str, "error": str, "delivered_at": str},
         pk=("event_id", "handler"),
         foreign_keys=[("event_id", "events", "id")],
@@ -42,12 +46,26 @@ def _create_event_tables(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [Migration("events.0001.create", _create_event_tables)]
+def _add_claims(schema: Schema) -> None:
+    schema.add_column("events", "claimed_by", str)  # the node delivering it
+    schema.add_column("events", "claimed_until", str)
+
+
+MIGRATIONS = [
+    Migration("events.0001.create", _create_event_tables),
+    Migration("events.0003.claims", _add_claims),
+]
+# Long enough for any handler (they queue jobs and read Orthanc: milliseconds to seconds),
+# short enough that a dead instance's events are not late by much.
+CLAIM_SECONDS = 300
 
 
 class EventDispatcher:
-    def __init__(self, database: Database, registry: Registry, context: ContextFactory) -> None:
+    def __init__(
+        self, database: Database, registry: Registry, context: ContextFactory, *, node: str
+    ) -> None:
         self.db = database
+        self.node = node
         self.registry = registry
         self._context = context
         self._wake = threading.Event()
@@ -92,20 +110,29 @@ class EventDispatcher:
         """Deliver every undelivered event, oldest first; returns how many were completed."""
         done = 0
         while not self._stopping.is_set():
-            rows = self.db.query(
-                "SELECT * FROM events WHERE dispatched_at IS NULL ORDER BY id LIMIT 100"
-            )
-            if not rows:
+            record = self._claim()
+            if record is None:
                 break
-            for row in rows:
-                if self._stopping.is_set():
-                    break
-                record = EventRecord(
-                    row["id"], Event(row["type"]), row["resource_id"], row["created_at"]
-                )
-                self._deliver(record)
-                done += 1
+            self._deliver(record)
+            done += 1
         return done
+
+    def _claim(self) -> EventRecord | None:
+        """The oldest undelivered event no other live instance is delivering."""
+        claimable = (
+            "dispatched_at IS NULL"
+            " AND (claimed_until IS NULL OR claimed_until < :now OR claimed_by = :node)"
+        )
+        rows = self.db.execute(
+            "UPDATE events SET claimed_by = :node, claimed_until = :until"
+            f" WHERE id = (SELECT id FROM events WHERE {claimable} ORDER BY id LIMIT 1"
+            f"{self.db.dialect.skip_locked}) AND {claimable} RETURNING *",
+            {"node": self.node, "now": now_iso(), "until": iso_seconds_ago(-CLAIM_SECONDS)},
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return EventRecord(row["id"], Event(row["type"]), row["resource_id"], row["created_at"])
 
     def start(self) -> None:
         self._stopping.clear()
@@ -144,7 +171,7 @@ class EventDispatcher:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"
         self.db.execute(
             "INSERT INTO event_deliveries (event_id, handler, outcome, error, delivered_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (record.id, bound.name, outcome, error, now_iso()),
         )
 

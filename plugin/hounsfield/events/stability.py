@@ -9,15 +9,13 @@ studies still noted, and not being tracked by Orthanc again, are declared stable
 
 from __future__ import annotations
 
-import sqlite_utils
-
 from hounsfield.clock import now_iso
-from hounsfield.db import Database, Migration
+from hounsfield.db import Database, Migration, Schema
 
 
-def _create_unsettled_studies(db: sqlite_utils.Database) -> None:
-    db["unsettled_studies"].create(
-        {"study_id": str, "since": str}, pk="study_id", not_null={"since"}
+def _create_unsettled_studies(schema: Schema) -> None:
+    schema.create_table(
+        "unsettled_studies", {"study_id": str, "since": str}, pk="study_id", not_null={"since"}
     )
 
 
@@ -30,7 +28,7 @@ class StabilityTracker:
 
     def unsettled(self, study_id: str) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO unsettled_studies (study_id, since) VALUES (?, ?)",
+            "INSERT INTO unsettled_studies (study_id, since) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (study_id, now_iso()),
         )
 

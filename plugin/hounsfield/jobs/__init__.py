@@ -6,6 +6,6 @@ Jobs are rows (``queue``); long-lived worker processes claim and run them
 
 from hounsfield.jobs.context import JobCancelled, JobContext
 from hounsfield.jobs.model import Job, JobState
-from hounsfield.jobs.queue import JobQueue, SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue, JobQueue
 
-__all__ = ["Job", "JobCancelled", "JobContext", "JobQueue", "JobState", "SqliteJobQueue"]
+__all__ = ["DatabaseJobQueue", "Job", "JobCancelled", "JobContext", "JobQueue", "JobState"]

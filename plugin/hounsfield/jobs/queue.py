@@ -11,10 +11,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-import sqlite_utils
-
 from hounsfield.clock import age_seconds, iso_seconds_ago, now_iso
-from hounsfield.db import Database, Migration
+from hounsfield.db import Database, Dialect, Migration, Schema
 from hounsfield.jobs.model import Job, JobState
 
 
@@ -78,8 +76,9 @@ class JobQueue(Protocol):
     def oldest_queued_age(self) -> float | None: ...
 
 
-def _create_jobs_table(db: sqlite_utils.Database) -> None:
-    db["jobs"].create(
+def _create_jobs_table(schema: Schema) -> None:
+    schema.create_table(
+        "jobs",
         {
             "id": int,
             "kind": str,
@@ -115,15 +114,16 @@ def _create_jobs_table(db: sqlite_utils.Database) -> None:
         },
         defaults={"priority": 0, "progress": 0, "attempts": 0},
     )
-    db["jobs"].create_index(["state", "priority", "id"], index_name="jobs_by_state")
-    db["jobs"].create_index(["dedupe_key"], index_name="jobs_dedupe_key", unique=True)
+    schema.create_index("jobs", ["state", "priority", "id"], name="jobs_by_state")
+    schema.create_index("jobs", ["dedupe_key"], name="jobs_dedupe_key", unique=True)
 
 
 MIGRATIONS = [Migration("jobs.0001.create", _create_jobs_table)]
 
 
-class SqliteJobQueue:
-    """Jobs as rows of one SQLite table; safe for the plugin's threads and the workers."""
+class DatabaseJobQueue:
+    """Jobs as rows of one table; safe for the plugin's threads, the workers and (on
+    PostgreSQL) several instances: a claim takes one queued row that no one else holds."""
 
     def __init__(self, database: Database, *, default_max_attempts: int = 3) -> None:
         self.db = database
@@ -171,7 +171,7 @@ class SqliteJobQueue:
         limit: int,
         offset: int,
     ) -> list[Job]:
-        where, values = _filters(state=state, kind=kind, params=params)
+        where, values = _filters(self.db.dialect, state=state, kind=kind, params=params)
         rows = self.db.query(
             f"SELECT * FROM jobs {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             (*values, limit, offset),
@@ -185,24 +185,24 @@ class SqliteJobQueue:
         kind: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> int:
-        where, values = _filters(state=state, kind=kind, params=params)
+        where, values = _filters(self.db.dialect, state=state, kind=kind, params=params)
         return self.db.query(f"SELECT count(*) FROM jobs {where}", values)[0][0]
 
     def request_cancel(self, job_id: int) -> Job | None:
         """Cancel a queued job at once; ask a running one to stop (its worker sees the flag)."""
         now = now_iso()
-        with self.db.transaction() as conn:
-            conn.execute(
+        with self.db.transaction():
+            self.db.execute(
                 "UPDATE jobs SET state = 'cancelled', cancel_requested_at = ?, finished_at = ?,"
                 " updated_at = ? WHERE id = ? AND state = 'queued'",
                 (now, now, now, job_id),
             )
-            conn.execute(
+            self.db.execute(
                 "UPDATE jobs SET cancel_requested_at = ?, updated_at = ?"
                 " WHERE id = ? AND state = 'running' AND cancel_requested_at IS NULL",
                 (now, now, job_id),
             )
-            rows = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall()
+            rows = self.db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return Job.from_row(rows[0]) if rows else None
 
     def claim(self, *, node: str, worker: str, kinds: Iterable[str]) -> Job | None:
@@ -214,9 +214,9 @@ class SqliteJobQueue:
         rows = self.db.execute(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, node = ?, worker = ?,"
             " progress = 0, message = NULL, started_at = ?, updated_at = ?"
-            " WHERE id = (SELECT id FROM jobs WHERE state = 'queued'"
-            f" AND kind IN ({marks}) ORDER BY priority DESC, id LIMIT 1)"
-            " RETURNING *",
+            " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND kind IN"
+            f" ({marks}) ORDER BY priority DESC, id LIMIT 1{self.db.dialect.skip_locked})"
+            " AND state = 'queued' RETURNING *",
             (node, worker, now, now, *kinds),
         )
         return Job.from_row(rows[0]) if rows else None
@@ -251,25 +251,26 @@ class SqliteJobQueue:
         now = now_iso()
         scope, scope_params = ("node = ?", [node]) if worker is None else ("worker = ?", [worker])
         refund = 0 if count_attempt else 1
-        with self.db.transaction() as conn:
+        with self.db.transaction():
             running = f"state = 'running' AND {scope}"
-            conn.execute(
+            self.db.execute(
                 "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?"
                 f" WHERE {running} AND cancel_requested_at IS NOT NULL",
                 (now, now, *scope_params),
             )
-            conn.execute(
+            self.db.execute(
                 "UPDATE jobs SET state = 'failed', finished_at = ?, updated_at = ?,"
                 " error = ? || ' (attempt ' || attempts || ' of ' || max_attempts || ')'"
                 f" WHERE {running} AND attempts - ? >= max_attempts",
                 (now, now, reason, *scope_params, refund),
             )
-            rows = conn.execute(
-                "UPDATE jobs SET state = 'queued', attempts = max(attempts - ?, 0), node = NULL,"
+            # A running job was claimed: attempts >= 1 >= refund.
+            rows = self.db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = attempts - ?, node = NULL,"
                 " worker = NULL, progress = 0, message = ?, updated_at = ?"
                 f" WHERE {running} RETURNING *",
                 (refund, f"requeued: {reason}", now, *scope_params),
-            ).fetchall()
+            )
         return [Job.from_row(row) for row in rows]
 
     def cancel_overdue(self, *, node: str, grace_seconds: float) -> list[Job]:
@@ -309,7 +310,11 @@ class SqliteJobQueue:
 
 
 def _filters(
-    *, state: JobState | None, kind: str | None, params: Mapping[str, str] | None = None
+    dialect: Dialect,
+    *,
+    state: JobState | None,
+    kind: str | None,
+    params: Mapping[str, str] | None = None,
 ) -> tuple[str, Sequence[str]]:
     clauses, values = [], []
     if state is not None:
@@ -319,6 +324,6 @@ def _filters(
         clauses.append("kind = ?")
         values.append(kind)
     for name, value in (params or {}).items():
-        clauses.append("json_extract(params, ?) = ?")
-        values += [f'$."{name}"', value]
+        clauses.append(f"{dialect.json_member('params')} = ?")
+        values += [dialect.json_key(name), value]
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), values

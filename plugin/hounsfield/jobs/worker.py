@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hounsfield.app import build_registry
-from hounsfield.db import Database
+from hounsfield.config import load_settings
+from hounsfield.db import open_database
 from hounsfield.jobs.context import JobCancelled, JobContext
 from hounsfield.jobs.model import Job
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue, JobQueue
 from hounsfield.orthanc_http import URL_VARIABLE, OrthancHttpClient
 from hounsfield.registry import Registry
 
@@ -47,7 +48,7 @@ def die_with_parent(parent_pid: int) -> None:
 class Worker:
     def __init__(
         self,
-        queue: SqliteJobQueue,
+        queue: JobQueue,
         registry: Registry,
         *,
         node: str,
@@ -104,12 +105,13 @@ def _when_idle(warm_up: Callable[[], None]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database", required=True)
     parser.add_argument("--node", required=True)
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--extension", action="append", default=[])
-    parser.add_argument("--configuration", help="Orthanc's configuration as JSON (a file)")
+    parser.add_argument(
+        "--configuration", required=True, help="Orthanc's configuration as JSON (a file)"
+    )
     args = parser.parse_args(argv)
 
     die_with_parent(args.parent_pid)
@@ -118,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO,
         format=f"%(asctime)s worker[{args.slot}/{os.getpid()}] %(levelname)s %(message)s",
     )
-    configuration = json.loads(Path(args.configuration).read_text()) if args.configuration else {}
+    configuration = json.loads(Path(args.configuration).read_text())
     registry = build_registry(args.extension, configuration)
-    queue = SqliteJobQueue(Database(args.database))
+    queue = DatabaseJobQueue(open_database(load_settings(configuration).database))
     orthanc = OrthancHttpClient.from_environment() if URL_VARIABLE in os.environ else None
     name = f"{args.node}/{args.slot}/{os.getpid()}"
     worker = Worker(queue, registry, node=args.node, name=name, orthanc=orthanc)

@@ -9,7 +9,6 @@ same transaction: a crash right after a signature still publishes it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -17,7 +16,7 @@ from typing import TypeVar
 from hounsfield.api import Role, Services
 from hounsfield.audit.trail import AuditEntry, AuditTrail
 from hounsfield.clock import iso_seconds_ago
-from hounsfield.db import Database
+from hounsfield.db import Database, Row
 from hounsfield.jobs.model import Job
 from hounsfield.reading.model import NotInWorklist, Priority, ReadingConflict, Status
 from hounsfield.reading.reports import Content, Reports, SignedVersion, StudyIdentity
@@ -108,7 +107,7 @@ class ReadingDesk:
 
     # -- claims and priority -------------------------------------------------------------
 
-    def claim(self, actor: Actor, study_id: str) -> sqlite3.Row:
+    def claim(self, actor: Actor, study_id: str) -> Row:
         return self._move(
             actor,
             "reading.claim",
@@ -118,7 +117,7 @@ class ReadingDesk:
             ),
         )
 
-    def release(self, actor: Actor, study_id: str) -> sqlite3.Row:
+    def release(self, actor: Actor, study_id: str) -> Row:
         return self._move(
             actor,
             "reading.release",
@@ -126,12 +125,12 @@ class ReadingDesk:
             lambda: self.worklist.release(study_id, actor.username, anyone=actor.is_admin),
         )
 
-    def assign(self, actor: Actor, study_id: str, to: str) -> sqlite3.Row:
+    def assign(self, actor: Actor, study_id: str, to: str) -> Row:
         return self._move(
             actor, "reading.assign", study_id, lambda: self.worklist.assign(study_id, to), to=to
         )
 
-    def prioritise(self, actor: Actor, study_id: str, priority: Priority) -> sqlite3.Row:
+    def prioritise(self, actor: Actor, study_id: str, priority: Priority) -> Row:
         return self._move(
             actor,
             "reading.priority",
@@ -157,8 +156,8 @@ class ReadingDesk:
 
     # -- the report ------------------------------------------------------------------------
 
-    def save(self, actor: Actor, study_id: str, content: Content, version: int) -> sqlite3.Row:
-        def move() -> sqlite3.Row:
+    def save(self, actor: Actor, study_id: str, content: Content, version: int) -> Row:
+        def move() -> Row:
             self.worklist.write(study_id, actor.username, expired_before=self.expired_before())
             return self.reports.save_draft(
                 self._identity(study_id), content, version=version, author=actor.username
@@ -205,7 +204,7 @@ class ReadingDesk:
             study_id, row["study_uid"], row["patient_name"], row["patient_id"], row["accession"]
         )
 
-    def _publish(self, signed: SignedVersion, report: sqlite3.Row) -> None:
+    def _publish(self, signed: SignedVersion, report: Row) -> None:
         """Queue the version's PDF and SR, with all they say (``publish.Publication``)."""
         earlier = [v for v in self.reports.versions(signed.study_id) if v.number < signed.number]
         params = {

@@ -12,24 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
 from pydicom.uid import generate_uid
 
 from hounsfield.api import Migration
 from hounsfield.clock import now_iso
-from hounsfield.db import Database
+from hounsfield.db import Database, Row, Schema
 from hounsfield.reading.model import ReadingConflict, Status
 
 REPORTS = "reading_reports"
 VERSIONS = "reading_report_versions"
 
 
-def _create(db: sqlite_utils.Database) -> None:
-    db[REPORTS].create(
+def _create(schema: Schema) -> None:
+    schema.create_table(
+        REPORTS,
         {
             "study_id": str,
             "study_uid": str,
@@ -52,8 +51,9 @@ def _create(db: sqlite_utils.Database) -> None:
         not_null={"study_uid", "status", "revision", "sections", "updated_at"},
         defaults={"signed_versions": 0},
     )
-    db[REPORTS].create_index(["orphaned_at"], index_name="reports_orphaned")
-    db[VERSIONS].create(
+    schema.create_index(REPORTS, ["orphaned_at"], name="reports_orphaned")
+    schema.create_table(
+        VERSIONS,
         {
             "study_id": str,
             "number": int,
@@ -72,14 +72,7 @@ def _create(db: sqlite_utils.Database) -> None:
         not_null={"status", "sections", "signer", "signed_at", "sha256"},
         foreign_keys=[("study_id", REPORTS, "study_id")],
     )
-    db.executescript(
-        f"""
-        CREATE TRIGGER report_versions_kept BEFORE UPDATE ON {VERSIONS}
-        BEGIN SELECT RAISE(ABORT, 'a signed report version is never changed'); END;
-        CREATE TRIGGER report_versions_not_removed BEFORE DELETE ON {VERSIONS}
-        BEGIN SELECT RAISE(ABORT, 'a signed report version is never removed'); END;
-        """
-    )
+    schema.forbid_changes(VERSIONS, "a signed report version is never changed or removed")
 
 
 MIGRATIONS = [Migration("reading.0002.reports", _create)]
@@ -129,7 +122,7 @@ class SignedVersion:
     sr_sop_uid: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> SignedVersion:
+    def from_row(cls, row: Row) -> SignedVersion:
         """From a row of the versions table."""
         return cls(
             study_id=row["study_id"],
@@ -158,7 +151,7 @@ class SignedVersion:
         }
 
 
-def report_json(row: sqlite3.Row) -> dict[str, Any]:
+def report_json(row: Row) -> dict[str, Any]:
     return {
         "study": row["study_id"],
         "status": row["status"],
@@ -177,13 +170,13 @@ class Reports:
     def __init__(self, database: Database) -> None:
         self.db = database
 
-    def current(self, study_id: str) -> sqlite3.Row | None:
+    def current(self, study_id: str) -> Row | None:
         rows = self.db.query(f"SELECT * FROM {REPORTS} WHERE study_id = ?", (study_id,))
         return rows[0] if rows else None
 
     def save_draft(
         self, study: StudyIdentity, content: Content, *, version: int, author: str
-    ) -> sqlite3.Row:
+    ) -> Row:
         """Save the draft over ``version`` (0: the first save); a stale version, or a
         signed report, is refused with the current version."""
         now = now_iso()
@@ -230,7 +223,7 @@ class Reports:
         status: Status,
         reason: str | None,
         content: Content | None = None,
-    ) -> tuple[SignedVersion, sqlite3.Row]:
+    ) -> tuple[SignedVersion, Row]:
         """Sign the draft (``final``), or a new ``content`` as an amendment (``amended``,
         with its ``reason``), over ``version``: the new signed version, appended, and the
         report's row as it is now."""
@@ -305,7 +298,7 @@ class Reports:
             (now_iso(), study_id),
         )
 
-    def orphaned(self, *, limit: int, offset: int) -> tuple[list[sqlite3.Row], int]:
+    def orphaned(self, *, limit: int, offset: int) -> tuple[list[Row], int]:
         total = self.db.query(f"SELECT count(*) FROM {REPORTS} WHERE orphaned_at IS NOT NULL")
         rows = self.db.query(
             f"SELECT * FROM {REPORTS} WHERE orphaned_at IS NOT NULL"

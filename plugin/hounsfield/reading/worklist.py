@@ -13,24 +13,22 @@ refusal is explained from the row as it is (``explain``).
 
 from __future__ import annotations
 
-import sqlite3
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from hounsfield.api import Migration, OrthancApi, OrthancError
 from hounsfield.clock import now_iso
-from hounsfield.db import Database
+from hounsfield.db import Database, Row, Schema
 from hounsfield.reading.model import OPEN, NotInWorklist, Priority, ReadingConflict, Status
 
 TABLE = "reading_worklist"
 
 
-def _create(db: sqlite_utils.Database) -> None:
-    db[TABLE].create(
+def _create(schema: Schema) -> None:
+    schema.create_table(
+        TABLE,
         {
             "study_id": str,  # Orthanc's identifier
             "study_uid": str,
@@ -59,33 +57,34 @@ def _create(db: sqlite_utils.Database) -> None:
         not_null={"study_uid", "priority", "status", "arrived_at"},
         defaults={"priority": 0, "status": Status.UNREAD.value, "ai_summary": ""},
     )
-    table = db[TABLE]
-    table.create_index(["priority", "arrived_at"], index_name="worklist_by_urgency")
+    schema.create_index(TABLE, ["priority", "arrived_at"], name="worklist_by_urgency")
     for column in ("patient_key", "patient_id", "accession", "study_date", "status"):
-        table.create_index([column], index_name=f"worklist_by_{column}")
-    table.create_index(["claimed_by", "activity_at"], index_name="worklist_by_claim")
+        schema.create_index(TABLE, [column], name=f"worklist_by_{column}")
+    schema.create_index(TABLE, ["claimed_by", "activity_at"], name="worklist_by_claim")
 
 
-def _indexes_for_the_usual_questions(db: sqlite_utils.Database) -> None:
+def _indexes_for_the_usual_questions(schema: Schema) -> None:
     """Indexes that answer the usual questions from the index alone, measured on 100,000
     rows (bench/worklist.py): the default order (most urgent, then longest waiting) with
     mixed directions made SQLite sort every row; status or date filters with modality read
     every matching row from the table (60 ms) where a covering index counts them in 2 ms."""
     for name in ("worklist_by_urgency", "worklist_by_status", "worklist_by_study_date"):
-        db.execute(f"DROP INDEX {name}")
+        schema.execute(f"DROP INDEX {name}")
     keys = "priority DESC, arrived_at, study_id"
-    db.execute(f"CREATE INDEX worklist_by_urgency ON {TABLE} ({keys})")
-    db.execute(
+    schema.execute(f"CREATE INDEX worklist_by_urgency ON {TABLE} ({keys})")
+    schema.execute(
         f"CREATE INDEX worklist_by_status ON {TABLE} (status, study_date, modalities, {keys})"
     )
-    db.execute(f"CREATE INDEX worklist_by_study_date ON {TABLE} (study_date, modalities, {keys})")
+    schema.execute(
+        f"CREATE INDEX worklist_by_study_date ON {TABLE} (study_date, modalities, {keys})"
+    )
 
 
-def _add_birth_date_and_sex(db: sqlite_utils.Database) -> None:
+def _add_birth_date_and_sex(schema: Schema) -> None:
     """A reading page names the patient by name, ID, birth date and sex (two identifiers
     at least, as patient-safety practice asks)."""
-    db[TABLE].add_column("patient_birth_date", str)
-    db[TABLE].add_column("patient_sex", str)
+    schema.add_column(TABLE, "patient_birth_date", str)
+    schema.add_column(TABLE, "patient_sex", str)
 
 
 MIGRATIONS = [
@@ -209,7 +208,7 @@ class WorklistFilter:
     sort: str | None = None  # a SORTABLE key, "-" in front for descending
 
 
-def row_json(row: sqlite3.Row) -> dict[str, Any]:
+def row_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["study_id"],
         "studyInstanceUid": row["study_uid"],
@@ -258,7 +257,7 @@ class Worklist:
             " modalities = excluded.modalities, description = excluded.description,"
             " study_date = excluded.study_date, series_count = excluded.series_count,"
             " instance_count = excluded.instance_count,"
-            " stable_at = COALESCE(excluded.stable_at, stable_at)",
+            f" stable_at = COALESCE(excluded.stable_at, {TABLE}.stable_at)",
             {
                 "id": summary.study_id,
                 "uid": summary.study_uid,
@@ -288,7 +287,7 @@ class Worklist:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get(self, study_id: str) -> sqlite3.Row:
+    def get(self, study_id: str) -> Row:
         rows = self.db.query(f"SELECT * FROM {TABLE} WHERE study_id = ?", (study_id,))
         if not rows:
             raise NotInWorklist(study_id)
@@ -296,7 +295,7 @@ class Worklist:
 
     def search(
         self, wanted: WorklistFilter, *, user: str, limit: int, offset: int
-    ) -> tuple[list[sqlite3.Row], int]:
+    ) -> tuple[list[Row], int]:
         """One page of rows and how many match in all."""
         where, params = _conditions(wanted, user)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
@@ -305,8 +304,8 @@ class Worklist:
         # The page's keys first (from an index, where one covers the filter), then only
         # its rows: sorting whole rows of every match cost 44 ms at 100,000 rows, 16 here.
         rows = self.db.query(
-            f"SELECT {TABLE}.* FROM {TABLE} JOIN (SELECT rowid AS page_key FROM {TABLE}{clause}"
-            f" ORDER BY {order} LIMIT :limit OFFSET :offset) ON {TABLE}.rowid = page_key"
+            f"SELECT {TABLE}.* FROM {TABLE} JOIN (SELECT study_id AS page_key FROM {TABLE}{clause}"
+            f" ORDER BY {order} LIMIT :limit OFFSET :offset) AS page ON study_id = page_key"
             f" ORDER BY {order}",
             {**params, "limit": limit, "offset": offset},
         )
@@ -314,7 +313,7 @@ class Worklist:
 
     # -- moves -------------------------------------------------------------------------------
 
-    def claim(self, study_id: str, user: str, *, expired_before: str) -> sqlite3.Row:
+    def claim(self, study_id: str, user: str, *, expired_before: str) -> Row:
         """Take the study (again); a claim idle since ``expired_before`` no longer holds."""
         now = now_iso()
         rows = self.db.execute(
@@ -330,7 +329,7 @@ class Worklist:
             raise self.explain(study_id, user, expired_before, doing="claim")
         return rows[0]
 
-    def assign(self, study_id: str, user: str) -> sqlite3.Row:
+    def assign(self, study_id: str, user: str) -> Row:
         """An admin gives the study to ``user``, whoever held it."""
         now = now_iso()
         rows = self.db.execute(
@@ -343,7 +342,7 @@ class Worklist:
             raise self.explain(study_id, user, now, doing="assign")
         return rows[0]
 
-    def release(self, study_id: str, user: str, *, anyone: bool = False) -> sqlite3.Row:
+    def release(self, study_id: str, user: str, *, anyone: bool = False) -> Row:
         """Give the study back (``anyone``: whoever holds it, for admins)."""
         rows = self.db.execute(
             f"UPDATE {TABLE} SET claimed_by = NULL, claimed_at = NULL,"
@@ -361,24 +360,27 @@ class Worklist:
             )
         return rows[0]
 
-    def release_expired(self, expired_before: str) -> list[sqlite3.Row]:
+    def release_expired(self, expired_before: str) -> list[Row]:
         """Release every claim idle since ``expired_before``; the rows as they were held
         (RETURNING would give the new values, without the holder)."""
         idle = "claimed_by IS NOT NULL AND activity_at < ?"
-        with self.db.transaction():
-            held = self.db.execute(
-                f"SELECT study_id, study_uid, claimed_by FROM {TABLE} WHERE {idle}",
+        with self.db.transaction():  # the rows held are locked until they are released
+            held = self.db.query(
+                f"SELECT study_id, study_uid, claimed_by FROM {TABLE} WHERE {idle}"
+                f"{self.db.dialect.skip_locked}",
                 (expired_before,),
             )
-            self.db.execute(
-                f"UPDATE {TABLE} SET claimed_by = NULL, claimed_at = NULL,"
-                " status = CASE status WHEN 'in_progress' THEN 'unread' ELSE status END"
-                f" WHERE {idle}",
-                (expired_before,),
-            )
+            if held:
+                marks = ", ".join("?" for _ in held)
+                self.db.execute(
+                    f"UPDATE {TABLE} SET claimed_by = NULL, claimed_at = NULL,"
+                    " status = CASE status WHEN 'in_progress' THEN 'unread' ELSE status END"
+                    f" WHERE study_id IN ({marks})",
+                    [row["study_id"] for row in held],
+                )
         return held
 
-    def set_priority(self, study_id: str, priority: Priority) -> sqlite3.Row:
+    def set_priority(self, study_id: str, priority: Priority) -> Row:
         rows = self.db.execute(
             f"UPDATE {TABLE} SET priority = ? WHERE study_id = ? RETURNING *",
             (int(priority), study_id),

@@ -10,9 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-import sqlite_utils
-
-from hounsfield.api import STAFF, Event, Migration, Registry
+from hounsfield.api import STAFF, Event, Migration, Registry, Schema
 from hounsfield.recon import candidates, routes, tasks
 from hounsfield.recon.kinds import ARCHIVE, RECONSTRUCT, SIMULATE
 from hounsfield.recon.rules import SECTION, DetectionRules
@@ -21,9 +19,9 @@ from hounsfield.web.pages import PAGES_DIRECTORY
 PAGE_ASSETS = {"recon.js": "text/javascript", "recon.css": "text/css; charset=utf-8"}
 
 
-def _name_reconstructions_for_what_they_do(db: sqlite_utils.Database) -> None:
+def _name_reconstructions_for_what_they_do(schema: Schema) -> None:
     """Jobs of the kind once called "recon.fdk" ran every method: named so now."""
-    db.execute("UPDATE jobs SET kind = ? WHERE kind = 'recon.fdk'", [RECONSTRUCT])
+    schema.execute("UPDATE jobs SET kind = ? WHERE kind = 'recon.fdk'", [RECONSTRUCT])
 
 
 def warm_up() -> None:

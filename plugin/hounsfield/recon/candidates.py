@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from hounsfield.clock import now_iso
-from hounsfield.db import Database, Migration
+from hounsfield.db import Database, Migration, Schema
 from hounsfield.orthanc_api import OrthancApi
 from hounsfield.recon.projections import ProjectionError, ProjectionHeader, geometry_of
 from hounsfield.recon.rules import DetectionRules
@@ -29,8 +28,9 @@ INCREMENTS = "/instances/{}/content/0018-1520"
 DECIMAL_TEXT = re.compile(rb"[0-9eE+\-. \\]*")
 
 
-def _create(db: sqlite_utils.Database) -> None:
-    db["recon_projection_series"].create(
+def _create(schema: Schema) -> None:
+    schema.create_table(
+        "recon_projection_series",
         {
             "series_id": str,
             "study_id": str,
@@ -44,7 +44,7 @@ def _create(db: sqlite_utils.Database) -> None:
         pk="series_id",
         not_null={"study_id", "reconstructable", "assessed_at"},
     )
-    db["recon_projection_series"].create_index(["assessed_at"], index_name="recon_series_recent")
+    schema.create_index("recon_projection_series", ["assessed_at"], name="recon_series_recent")
 
 
 MIGRATIONS = [Migration("recon.0001.projection_series", _create)]
@@ -129,10 +129,13 @@ class ProjectionSeriesStore:
         row = asdict(verdict)
         row["reconstructable"] = int(verdict.reconstructable)
         self.db.execute(
-            "INSERT OR REPLACE INTO recon_projection_series (series_id, study_id, description,"
-            " modality, frames, reconstructable, reason, assessed_at) VALUES (:series_id,"
-            " :study_id, :description, :modality, :frames, :reconstructable, :reason,"
-            " :assessed_at)",
+            "INSERT INTO recon_projection_series (series_id, study_id, description, modality,"
+            " frames, reconstructable, reason, assessed_at) VALUES (:series_id, :study_id,"
+            " :description, :modality, :frames, :reconstructable, :reason, :assessed_at)"
+            " ON CONFLICT (series_id) DO UPDATE SET study_id = excluded.study_id,"
+            " description = excluded.description, modality = excluded.modality,"
+            " frames = excluded.frames, reconstructable = excluded.reconstructable,"
+            " reason = excluded.reason, assessed_at = excluded.assessed_at",
             row,
         )
 

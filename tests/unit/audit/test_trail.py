@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditEntry, AuditTrail
-from hounsfield.db import Database
+from hounsfield.db import Database, IntegrityError
 
 
 @pytest.fixture
@@ -31,14 +29,18 @@ def test_entries_chain_and_verify(trail: AuditTrail) -> None:
 def test_the_log_is_append_only(trail: AuditTrail, database: Database) -> None:
     trail.append(AuditEntry("auth.login", "allowed", username="u"))
     for statement in ("UPDATE audit_log SET username = 'x'", "DELETE FROM audit_log"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(IntegrityError, match="append-only"):
             database.execute(statement)
 
 
 def test_a_deleted_entry_breaks_the_chain(trail: AuditTrail, database: Database) -> None:
     for n in range(4):
         trail.append(AuditEntry("auth.login", "allowed", username=f"u{n}"))
-    database.execute("DROP TRIGGER audit_log_no_delete")
+    # Someone with the database's owner rights removes the guard, then an entry.
+    if database.dialect.name == "sqlite":
+        database.execute("DROP TRIGGER audit_log_no_delete")
+    else:
+        database.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_unchanged")
     database.execute("DELETE FROM audit_log WHERE id = 2")
     assert trail.verify() == {"valid": False, "entries": 1, "brokenAt": 3}
 

@@ -54,7 +54,7 @@ def recorder(database: Database, orthanc: Resources, *listening: Event) -> Chang
     def context(record: EventRecord, name: str) -> EventContext:
         raise AssertionError("nothing is delivered in these tests")
 
-    events = EventDispatcher(database, registry, context)
+    events = EventDispatcher(database, registry, context, node="node")
     return ChangeRecorder(database, events, orthanc, stable_age_seconds=0.05)
 
 

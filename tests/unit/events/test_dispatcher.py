@@ -8,7 +8,7 @@ from hounsfield.db import Database
 from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
 from hounsfield.events.types import Event, EventRecord
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue
 from hounsfield.registry import ExtensionError, Registry
 
 
@@ -25,13 +25,13 @@ class StudiesOnDisk:
 @pytest.fixture
 def setup(database: Database):
     registry = Registry()
-    queue = SqliteJobQueue(database)
+    queue = DatabaseJobQueue(database)
     orthanc = StudiesOnDisk({"/studies/s1": {"Series": ["a", "b"]}})
 
     def context(record: EventRecord, handler_name: str) -> EventContext:
         return EventContext(record, handler_name, orthanc, queue.enqueue, database)
 
-    return registry, queue, EventDispatcher(database, registry, context)
+    return registry, queue, EventDispatcher(database, registry, context, node="node")
 
 
 def test_events_nobody_listens_to_are_not_stored(setup) -> None:
@@ -81,7 +81,7 @@ def test_dispatch_resumes_after_a_crash_without_repeating_work(setup, database) 
         )
     )
 
-    restarted = EventDispatcher(database, registry, dispatcher._context)
+    restarted = EventDispatcher(database, registry, dispatcher._context, node="node")
     assert restarted.dispatch_pending() == 1
     assert calls == [event_id, event_id]
     assert queue.count() == 1  # the re-delivery queued nothing twice

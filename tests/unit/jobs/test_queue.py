@@ -6,19 +6,19 @@ import pytest
 
 from hounsfield.db import Database
 from hounsfield.jobs.model import JobState
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue
 
 
 @pytest.fixture
-def queue(database: Database) -> SqliteJobQueue:
-    return SqliteJobQueue(database, default_max_attempts=2)
+def queue(database: Database) -> DatabaseJobQueue:
+    return DatabaseJobQueue(database, default_max_attempts=2)
 
 
-def claim(queue: SqliteJobQueue, worker: str = "node/0/1", kinds=("recon",)):
+def claim(queue: DatabaseJobQueue, worker: str = "node/0/1", kinds=("recon",)):
     return queue.claim(node="node", worker=worker, kinds=kinds)
 
 
-def test_a_job_goes_from_queued_to_succeeded(queue: SqliteJobQueue) -> None:
+def test_a_job_goes_from_queued_to_succeeded(queue: DatabaseJobQueue) -> None:
     job = queue.enqueue("recon", {"series": "abc"})
     assert (job.state, job.attempts, job.max_attempts) == (JobState.QUEUED, 0, 2)
     running = claim(queue)
@@ -32,7 +32,7 @@ def test_a_job_goes_from_queued_to_succeeded(queue: SqliteJobQueue) -> None:
     assert claim(queue) is None
 
 
-def test_claims_follow_priority_then_age_and_only_known_kinds(queue: SqliteJobQueue) -> None:
+def test_claims_follow_priority_then_age_and_only_known_kinds(queue: DatabaseJobQueue) -> None:
     first = queue.enqueue("recon", {})
     urgent = queue.enqueue("recon", {}, priority=5)
     other = queue.enqueue("ai", {})
@@ -43,7 +43,8 @@ def test_claims_follow_priority_then_age_and_only_known_kinds(queue: SqliteJobQu
 
 
 def test_concurrent_workers_never_claim_the_same_job(database: Database) -> None:
-    queues = [SqliteJobQueue(Database(database.path)) for _ in range(4)]
+    handles = [database.reopen() for _ in range(4)]
+    queues = [DatabaseJobQueue(handle) for handle in handles]
     for n in range(200):
         queues[0].enqueue("recon", {"n": n})
     claimed: list[int] = []
@@ -59,11 +60,13 @@ def test_concurrent_workers_never_claim_the_same_job(database: Database) -> None
         thread.start()
     for thread in threads:
         thread.join()
+    for handle in handles:
+        handle.close()
     assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 200
 
 
 def test_a_worker_given_up_for_dead_cannot_overwrite_the_next_attempt(
-    queue: SqliteJobQueue,
+    queue: DatabaseJobQueue,
 ) -> None:
     job = queue.enqueue("recon", {})
     claim(queue, worker="node/0/111")
@@ -80,7 +83,7 @@ def test_a_worker_given_up_for_dead_cannot_overwrite_the_next_attempt(
     assert queue.get(job.id).result == "fresh"
 
 
-def test_attempts_run_out_after_max_attempts(queue: SqliteJobQueue) -> None:
+def test_attempts_run_out_after_max_attempts(queue: DatabaseJobQueue) -> None:
     job = queue.enqueue("recon", {})
     for _ in range(2):
         claim(queue)
@@ -90,7 +93,7 @@ def test_attempts_run_out_after_max_attempts(queue: SqliteJobQueue) -> None:
     assert failed.error == "worker killed by SIGKILL (attempt 2 of 2)"
 
 
-def test_a_shutdown_gives_the_attempt_back(queue: SqliteJobQueue) -> None:
+def test_a_shutdown_gives_the_attempt_back(queue: DatabaseJobQueue) -> None:
     job = queue.enqueue("recon", {})
     for _ in range(5):
         claim(queue)
@@ -98,14 +101,14 @@ def test_a_shutdown_gives_the_attempt_back(queue: SqliteJobQueue) -> None:
     assert (queue.get(job.id).state, queue.get(job.id).attempts) == (JobState.QUEUED, 0)
 
 
-def test_recovery_is_limited_to_its_node(queue: SqliteJobQueue) -> None:
+def test_recovery_is_limited_to_its_node(queue: DatabaseJobQueue) -> None:
     job = queue.enqueue("recon", {})
     queue.claim(node="other", worker="other/0/1", kinds=["recon"])
     assert queue.recover(node="node", reason="restart", count_attempt=True) == []
     assert queue.get(job.id).state is JobState.RUNNING
 
 
-def test_cancelling(queue: SqliteJobQueue) -> None:
+def test_cancelling(queue: DatabaseJobQueue) -> None:
     queued = queue.enqueue("recon", {})
     running = queue.enqueue("recon", {})
     queue.claim(node="node", worker="w", kinds=["recon"])  # takes `queued` (older)
@@ -120,7 +123,7 @@ def test_cancelling(queue: SqliteJobQueue) -> None:
     assert queue.request_cancel(123456) is None
 
 
-def test_a_dead_worker_whose_job_was_cancelled_ends_it_cancelled(queue: SqliteJobQueue) -> None:
+def test_a_dead_worker_whose_job_was_cancelled_ends_it_cancelled(queue: DatabaseJobQueue) -> None:
     job = queue.enqueue("recon", {})
     claim(queue)
     queue.request_cancel(job.id)
@@ -130,14 +133,14 @@ def test_a_dead_worker_whose_job_was_cancelled_ends_it_cancelled(queue: SqliteJo
     assert queue.get(job.id).state is JobState.CANCELLED
 
 
-def test_dedupe_key_queues_a_job_once(queue: SqliteJobQueue) -> None:
+def test_dedupe_key_queues_a_job_once(queue: DatabaseJobQueue) -> None:
     first = queue.enqueue("recon", {"a": 1}, dedupe_key="event:1:h:1")
     again = queue.enqueue("recon", {"a": 2}, dedupe_key="event:1:h:1")
     assert again.id == first.id and again.params == {"a": 1}
     assert queue.count() == 1
 
 
-def test_counts_list_and_age(queue: SqliteJobQueue) -> None:
+def test_counts_list_and_age(queue: DatabaseJobQueue) -> None:
     assert queue.oldest_queued_age() is None
     for kind in ("recon", "recon", "ai"):
         queue.enqueue(kind, {})
@@ -155,7 +158,7 @@ def test_counts_list_and_age(queue: SqliteJobQueue) -> None:
     assert queue.count(state=JobState.QUEUED) == 2
 
 
-def test_jobs_are_found_by_their_parameters(queue: SqliteJobQueue) -> None:
+def test_jobs_are_found_by_their_parameters(queue: DatabaseJobQueue) -> None:
     first = queue.enqueue("recon", {"series": "abc", "method": "fdk"})
     queue.enqueue("recon", {"series": "def"})
     third = queue.enqueue("recon", {"series": "abc", "method": "tv"})

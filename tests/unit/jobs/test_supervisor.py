@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from hounsfield.db import Database
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue
 from hounsfield.jobs.supervisor import CRASH_LOOP_EXITS, WorkerPool
 
 WAITS_FOR_STDIN = "import sys; sys.stdin.read()"  # an idle worker: leaves when its pipe closes
@@ -36,12 +36,12 @@ def until(condition: Callable[[], object], seconds: float = 10.0) -> None:
 
 
 @pytest.fixture
-def queue(database: Database) -> SqliteJobQueue:
-    return SqliteJobQueue(database, default_max_attempts=3)
+def queue(database: Database) -> DatabaseJobQueue:
+    return DatabaseJobQueue(database, default_max_attempts=3)
 
 
 def started_pool(
-    queue: SqliteJobQueue, script: str, size: int = 1
+    queue: DatabaseJobQueue, script: str, size: int = 1
 ) -> tuple[WorkerPool, list[subprocess.Popen]]:
     """A pool on node "n" whose workers run ``script``, started; and what it spawned."""
     spawned: list[subprocess.Popen] = []

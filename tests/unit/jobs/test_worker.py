@@ -5,16 +5,16 @@ import pytest
 from hounsfield.db import Database
 from hounsfield.jobs.context import JobContext
 from hounsfield.jobs.model import JobState
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.jobs.queue import DatabaseJobQueue
 from hounsfield.jobs.worker import Worker
 from hounsfield.registry import ExtensionError, Registry, load_extensions
 
 
-def make_worker(database: Database, **kinds) -> tuple[Worker, SqliteJobQueue]:
+def make_worker(database: Database, **kinds) -> tuple[Worker, DatabaseJobQueue]:
     registry = Registry()
     for kind, handler in kinds.items():
         registry.job_kind(kind, handler)
-    queue = SqliteJobQueue(database)
+    queue = DatabaseJobQueue(database)
     return Worker(queue, registry, node="n", name="n/0/1"), queue
 
 

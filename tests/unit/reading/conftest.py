@@ -7,25 +7,24 @@ import pytest
 
 from hounsfield.app import migrations
 from hounsfield.audit.trail import AuditTrail
-from hounsfield.db import Database, apply_migrations
-from hounsfield.jobs.queue import SqliteJobQueue
+from hounsfield.db import Database
+from hounsfield.jobs.queue import DatabaseJobQueue
 from hounsfield.reading.desk import ReadingDesk
 from hounsfield.reading.settings import ReadingSettings
 from hounsfield.reading.worklist import StudySummary
+from tests.support.databases import BACKENDS, fresh_database
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    """A real SQLite file with the core's and the reading extension's tables."""
-    db = Database(tmp_path / "hounsfield.db")
-    apply_migrations(db, migrations(["hounsfield.reading"]))
-    yield db
-    db.close()
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The core's and the reading extension's tables, on each backend in turn."""
+    with fresh_database(request, tmp_path, migrations(["hounsfield.reading"])) as db:
+        yield db
 
 
 @pytest.fixture
 def desk(database: Database) -> ReadingDesk:
-    queue = SqliteJobQueue(database)
+    queue = DatabaseJobQueue(database)
     return ReadingDesk(database, AuditTrail(database), queue.enqueue, ReadingSettings())
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from hounsfield.auth.roles import Role
+from hounsfield.db import IntegrityError
 from hounsfield.reading.desk import PUBLISH, Actor, ReadingDesk
 from hounsfield.reading.model import ReadingConflict
 from hounsfield.reading.reports import Content
@@ -124,9 +123,9 @@ def test_signed_versions_cannot_be_changed_or_removed(desk: ReadingDesk, study: 
     desk.claim(ANA, study)
     desk.save(ANA, study, TEXT, version=0)
     desk.sign(ANA, study, version=1)
-    with pytest.raises(sqlite3.IntegrityError, match="never changed"):
+    with pytest.raises(IntegrityError, match="never changed"):
         desk.db.execute("UPDATE reading_report_versions SET sections = '{}'")
-    with pytest.raises(sqlite3.IntegrityError, match="never removed"):
+    with pytest.raises(IntegrityError, match="never changed or removed"):
         desk.db.execute("DELETE FROM reading_report_versions")
 
 

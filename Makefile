@@ -7,9 +7,9 @@ SHELL := /bin/bash
 PYTHON := /usr/bin/python3
 VENV := .venv
 # npm only fetches the viewer; a machine with Node.js from elsewhere already has it.
-DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk python3-venv \
-	orthanc-dev gcc libc6-dev fonts-dejavu-core $(if $(shell command -v npm),,npm)
-TEST_DEBIAN_PACKAGES := chromium dicom3tools systemd
+DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb orthanc-postgresql libpq5 dcmtk \
+	python3-venv orthanc-dev gcc libc6-dev fonts-dejavu-core $(if $(shell command -v npm),,npm)
+TEST_DEBIAN_PACKAGES := chromium dicom3tools systemd postgresql-15
 # The viewer: OHIF's published build from npm, rebased to /ohif/ (see ohif/install.py).
 OHIF_VERSION := 3.13.2
 VIEWER := ohif/dist/.installed-$(OHIF_VERSION)
@@ -44,7 +44,8 @@ system-packages:
 	@$(call apt-install,$(DEBIAN_PACKAGES))
 
 # Pages are tested in Debian's Chromium (driven by Playwright; no browser download);
-# CT series are validated with dciodvfy (dicom3tools); the systemd unit with systemd-analyze.
+# CT series are validated with dciodvfy (dicom3tools); the systemd unit with systemd-analyze;
+# the PostgreSQL backend and several instances against a throwaway PostgreSQL 15 cluster.
 test-system-packages:
 	@$(call apt-install,$(TEST_DEBIAN_PACKAGES))
 

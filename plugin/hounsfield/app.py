@@ -23,9 +23,9 @@ from hounsfield.auth.gate import Gate
 from hounsfield.auth.handoff import DecisionHandOff
 from hounsfield.auth.permissions import ADMIN_CATCH_ALL, ORTHANC_DOORS, PermissionTable
 from hounsfield.auth.service import AuthService
-from hounsfield.auth.store import SessionStore, UserStore
+from hounsfield.auth.store import SessionStore, UserStore, shared_signing_key
 from hounsfield.auth.studies import StudyResolver
-from hounsfield.auth.tokens import TokenService, load_or_create_key
+from hounsfield.auth.tokens import KEY_BYTES, TokenService, load_or_create_key
 from hounsfield.callstack import FullStackThreads
 from hounsfield.config import Settings
 from hounsfield.db import Migration, apply_migrations, open_database
@@ -97,17 +97,17 @@ class Application:
             self.jobs,
             self._spawn_worker,
             size=settings.plugin.workers,
-            node=settings.plugin.node_name,
+            node=settings.node_name,
             cancel_grace_seconds=settings.plugin.cancel_grace_seconds,
-            tick=lambda: self.metrics.publish(),
+            tick=self._tick,
         )
         self.events = EventDispatcher(
-            self.db, self.registry, self._event_context, node=settings.plugin.node_name
+            self.db, self.registry, self._event_context, node=settings.node_name
         )
         self.changes = ChangeRecorder(
             self.db, self.events, orthanc, stable_age_seconds=settings.stable_age_seconds
         )
-        self.runs = runs.RunLog(self.db, settings.plugin.node_name)
+        self.runs = runs.RunLog(self.db, settings.node_name)
         self.metrics = Metrics(metrics, self.jobs, self.pool, self.events, self.runs)
         self._admit = self.registry.answerer(Intervention.INSTANCE_ADMIT)
         self.router = Router(self.registry.route_tables)
@@ -156,12 +156,16 @@ class Application:
 
     def _build_auth(self, settings: Settings) -> None:
         auth = settings.plugin.auth
-        key_file = Path(auth.token_key_file or settings.data_directory / "token.key")
         self.users = UserStore(self.db)
         self.sessions = SessionStore(self.db)
         self.audit = AuditTrail(self.db)
         self.intake = Intake(self.orthanc, self.audit, max_depth=settings.plugin.limits.dicom_depth)
-        tokens = TokenService(load_or_create_key(key_file), auth.access_token_minutes * 60)
+        key = (
+            load_or_create_key(Path(auth.token_key_file))
+            if auth.token_key_file
+            else shared_signing_key(self.db, "access-tokens", KEY_BYTES)
+        )
+        tokens = TokenService(key, auth.access_token_minutes * 60)
         self.auth = AuthService(self.users, self.sessions, tokens, self.audit, auth)
         self.auth.bootstrap_admin(settings.initial_admin_password)
         # Workers reach Orthanc's REST API with this; it lives as long as this process.
@@ -257,6 +261,17 @@ class Application:
         except Exception:
             log.exception("background task %s.%s failed", task.__module__, task.__qualname__)
 
+    def _tick(self) -> None:
+        """Every 2 s on the supervisor's thread: this node's heartbeat; the jobs of a peer
+        that fell silent back to the queue; the metrics."""
+        self.runs.heartbeat()
+        timeout = self.settings.plugin.peer_timeout_seconds
+        for node in self.runs.close_silent(timeout):
+            reason = f"instance {node} fell silent for {timeout:g} s"
+            for job in self.jobs.recover(node=node, reason=reason, count_attempt=True):
+                log.warning("job %s (%s): %s; queued again", job.id, job.kind, reason)
+        self.metrics.publish()
+
     def _event_context(self, record: EventRecord, handler_name: str) -> EventContext:
         return EventContext(record, handler_name, self.orthanc, self.submit, self.db)
 
@@ -279,7 +294,7 @@ class Application:
             "-m",
             "hounsfield.jobs.worker",
             "--node",
-            self.settings.plugin.node_name,
+            self.settings.node_name,
             "--slot",
             str(slot),
             "--parent-pid",

@@ -97,7 +97,12 @@ class PluginSection(BaseModel):
     viewer_cache_mb: int = Field(1024, ge=0, alias="ViewerCacheMB")
     extensions: list[str] = Field(default_factory=list)
     limits: LimitsSection = Field(default_factory=LimitsSection)
-    node_name: str = Field(default_factory=socket.gethostname, min_length=1)
+    # This instance's name in the shared tables (runs, jobs, events); default: host:HttpPort,
+    # so that two instances on one machine are two nodes.
+    node_name: str | None = Field(None, min_length=1)
+    # A peer whose heartbeat (every 2 s) is older than this is taken for dead: its running
+    # jobs go back to the queue for the others. Hosts must keep their clocks in step (NTP).
+    peer_timeout_seconds: float = Field(30.0, ge=5.0)
     auth: AuthSection = Field(default_factory=AuthSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
 
@@ -112,6 +117,10 @@ class Settings:
     initial_admin_password: str | None
     plugin: PluginSection
     orthanc_config: Mapping[str, Any]  # the whole of it, for extensions' own sections
+
+    @property
+    def node_name(self) -> str:
+        return self.plugin.node_name or f"{socket.gethostname()}:{self.http_port}"
 
     @property
     def database(self) -> DatabaseLocation:

@@ -76,8 +76,14 @@ def check_events(app: Application) -> dict[str, Any]:
 
 def check_orthanc(app: Application) -> dict[str, Any]:
     """Starts of Orthanc on this node, and how many runs ended without a clean stop (a
-    crash a supervisor restarted): informative, never unhealthy by itself."""
-    return {"healthy": True, **app.runs.summary().to_json()}
+    crash a supervisor restarted), and the instances alive on the same database (this one
+    included): informative, never unhealthy by themselves."""
+    return {
+        "healthy": True,
+        "node": app.runs.node,
+        **app.runs.summary().to_json(),
+        "peers": app.runs.peers(app.settings.plugin.peer_timeout_seconds),
+    }
 
 
 def check_dicomweb(app: Application) -> dict[str, Any]:

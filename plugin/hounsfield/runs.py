@@ -4,6 +4,10 @@ A run is recorded when Orthanc starts and closed when it stops cleanly (Ctrl-C, 
 ``systemctl stop``). A run left open was ended by a crash, a ``kill -9`` or a power cut:
 the next start counts it as an unclean stop, which health and the metrics show beside
 the number of starts, so a supervisor restarting a crashing server does not go unseen.
+
+Instances sharing one PostgreSQL see each other's runs: each open run carries a heartbeat,
+so the others know who is alive (health lists them) and close the run of an instance that
+fell silent, taking its running jobs back (``Application``'s tick).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hounsfield.clock import now_iso
+from hounsfield.clock import iso_seconds_ago, now_iso
 from hounsfield.db import Database, Migration, Schema
 
 if TYPE_CHECKING:
@@ -28,7 +32,14 @@ def _create(schema: Schema) -> None:
     schema.create_index("orthanc_runs", ["node", "id"], name="orthanc_runs_by_node")
 
 
-MIGRATIONS = [Migration("runs.0001.create", _create)]
+def _add_heartbeats(schema: Schema) -> None:
+    schema.add_column("orthanc_runs", "heartbeat_at", str)
+
+
+MIGRATIONS = [
+    Migration("runs.0001.create", _create),
+    Migration("runs.0002.heartbeats", _add_heartbeats),
+]
 
 
 @dataclass(frozen=True)
@@ -61,9 +72,11 @@ class RunLog:
                 " AND unclean IS NULL",
                 (self.node,),
             )
+            now = now_iso()
             self.current = self.db.execute(
-                "INSERT INTO orthanc_runs (node, started_at) VALUES (?, ?) RETURNING id",
-                (self.node, now_iso()),
+                "INSERT INTO orthanc_runs (node, started_at, heartbeat_at) VALUES (?, ?, ?)"
+                " RETURNING id",
+                (self.node, now, now),
             )[0][0]
         return self.current
 
@@ -74,6 +87,39 @@ class RunLog:
                 "UPDATE orthanc_runs SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL",
                 (now_iso(), self.current),
             )
+
+    def heartbeat(self) -> None:
+        self.db.execute(
+            "UPDATE orthanc_runs SET heartbeat_at = ? WHERE id = ? AND stopped_at IS NULL",
+            (now_iso(), self.current),
+        )
+
+    def close_silent(self, timeout_seconds: float) -> list[str]:
+        """Close the open runs of other nodes silent for ``timeout_seconds`` (as unclean);
+        returns those nodes. One statement: of instances sweeping together, one closes each."""
+        rows = self.db.execute(
+            "UPDATE orthanc_runs SET stopped_at = ?, unclean = 1 WHERE stopped_at IS NULL"
+            " AND node <> ? AND heartbeat_at < ? RETURNING node",
+            (now_iso(), self.node, iso_seconds_ago(timeout_seconds)),
+        )
+        return sorted({row[0] for row in rows})
+
+    def peers(self, timeout_seconds: float) -> list[dict[str, str]]:
+        """The nodes alive now (this one included): name, start, last heartbeat."""
+        rows = self.db.query(
+            "SELECT node, started_at, heartbeat_at FROM orthanc_runs WHERE stopped_at IS NULL"
+            " AND heartbeat_at >= ? ORDER BY node",
+            (iso_seconds_ago(timeout_seconds),),
+        )
+        return [
+            {
+                "node": row[0],
+                "startedAt": row[1],
+                "heartbeatAt": row[2],
+                "self": row[0] == self.node,
+            }
+            for row in rows
+        ]
 
     def summary(self) -> RunSummary:
         row = self.db.query(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 
 import jwt
@@ -39,8 +40,10 @@ def login(orthanc: OrthancServer, username: str, password: str, **extra) -> requ
 
 
 def forge(orthanc: OrthancServer, **overrides) -> str:
-    """A token signed with the server's own key (read from its data folder)."""
-    key = (orthanc.workdir / "data" / "hounsfield" / "token.key").read_bytes()
+    """A token signed with the server's own key (read from its database)."""
+    database = orthanc.workdir / "data" / "hounsfield" / "hounsfield.db"
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        key = bytes.fromhex(conn.execute("SELECT secret FROM signing_keys").fetchone()[0])
     me = orthanc.get("/api/auth/me").json()
     claims = {
         "sub": "admin",

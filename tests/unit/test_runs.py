@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hounsfield.clock import iso_seconds_ago
 from hounsfield.db import Database
 from hounsfield.runs import RunLog
 
@@ -28,3 +29,20 @@ def test_each_node_counts_its_own_runs(database: Database) -> None:
     other = RunLog(database, "node-b")
     other.begin()
     assert (other.summary().starts, other.summary().unclean_stops) == (1, 0)
+
+
+def test_a_silent_peer_is_closed_once_and_live_ones_are_listed(database: Database) -> None:
+    a, b, c = (RunLog(database, name) for name in ("a", "b", "c"))
+    for run in (a, b, c):
+        run.begin()
+    # b's last heartbeat was a minute ago; a and c beat now.
+    database.execute(
+        "UPDATE orthanc_runs SET heartbeat_at = ? WHERE node = 'b'", (iso_seconds_ago(60),)
+    )
+    a.heartbeat()
+    assert [peer["node"] for peer in a.peers(30)] == ["a", "c"]
+    assert a.close_silent(30) == ["b"]
+    assert c.close_silent(30) == []  # already closed by a: one sweeper per silent node
+    assert b.summary().unclean_stops == 1
+    b.heartbeat()  # b wakes up: its closed run stays closed
+    assert [peer["node"] for peer in c.peers(30)] == ["a", "c"]

@@ -18,7 +18,7 @@ from hounsfield.auth.passwords import (
     verify_password,
 )
 from hounsfield.auth.roles import Role
-from hounsfield.auth.store import USERNAME, SessionStore, User, UserStore
+from hounsfield.auth.store import USERNAME, SessionStore, User, UserExists, UserStore
 from hounsfield.auth.tokens import TokenService, digest, new_secret
 from hounsfield.config import ADMIN_PASSWORD_VARIABLE, AuthSection, ConfigError
 
@@ -75,6 +75,8 @@ class AuthService:
             self.create_user("admin", password, Role.ADMIN)
         except Refused as error:
             raise ConfigError(f"{ADMIN_PASSWORD_VARIABLE} is refused: {error}") from error
+        except UserExists:
+            return  # another instance, starting at the same moment on the same database
         self._record("user.create", "allowed", "system", resource="admin")
         if generated:
             log.warning("first start: created user 'admin' with password %s (shown once)", password)

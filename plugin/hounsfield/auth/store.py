@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +65,32 @@ def _add_user_language(schema: Schema) -> None:
     schema.add_column("users", "language", str)
 
 
+def _create_signing_keys(schema: Schema) -> None:
+    """Keys shared by every instance on the database (a token made by one is good on all)."""
+    schema.create_table(
+        "signing_keys",
+        {"name": str, "secret": str, "created_at": str},
+        pk="name",
+        not_null={"secret", "created_at"},
+    )
+
+
 MIGRATIONS = [
     Migration("auth.0001.users_sessions", _create_auth_tables),
     Migration("auth.0002.user_language", _add_user_language),
+    Migration("auth.0003.signing_keys", _create_signing_keys),
 ]
+
+
+def shared_signing_key(database: Database, name: str, size: int) -> bytes:
+    """The key ``name``: made by the first instance that asks, read by every other."""
+    database.execute(
+        "INSERT INTO signing_keys (name, secret, created_at) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (name, secrets.token_hex(size), now_iso()),
+    )
+    rows = database.query("SELECT secret FROM signing_keys WHERE name = ?", (name,))
+    return bytes.fromhex(rows[0][0])
 
 
 class UserExists(Exception):

@@ -15,7 +15,12 @@ import pytest
 from hounsfield.recon.geometry import CircularGeometry
 from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
 from hounsfield.recon.projections import build_projection_dataset
-from tests.support.recon import SMALL_ACQUISITION, reconstruction_of
+from tests.support.recon import (
+    SMALL_ACQUISITION,
+    assert_one_whole_series,
+    reconstruction_of,
+    start_and_wait_for_partial_series,
+)
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, process_alive, wait_for
 
 
@@ -170,50 +175,6 @@ def test_bad_reconstruction_requests(orthanc: OrthancServer, simulated: dict) ->
     assert {d["field"] for d in bad.json()["details"]} == {"hann_cut", "method"}
     sleeper = orthanc.submit("tests.sleep", seconds=0)
     assert orthanc.get(f"/api/reconstructions/{sleeper['id']}").status_code == 404
-
-
-def ct_series_of(orthanc: OrthancServer, study_id: str, size_marker: str) -> list[str]:
-    found = []
-    for series_id in orthanc.get(f"/studies/{study_id}").json()["Series"]:
-        tags = orthanc.get(f"/series/{series_id}").json()["MainDicomTags"]
-        if tags.get("Modality") == "CT" and size_marker in tags.get("SeriesDescription", ""):
-            found.append(series_id)
-    return found
-
-
-def start_and_wait_for_partial_series(
-    orthanc: OrthancServer, study: str, series: str
-) -> tuple[dict, int, int]:
-    """A 256-voxel reconstruction, caught while its slices are being stored: (the job,
-    its worker's pid, how many slices were in Orthanc). UIDs that were not derived from
-    the job would leave a second, partial series behind the killed attempt."""
-    job = orthanc.post("/api/reconstructions", json={"series": series, "voxels": 256}).json()
-
-    def partly_stored() -> tuple[dict, int] | None:
-        running = orthanc.job(job["id"])
-        if running["state"] != "running" or running["progress"] < 90:
-            return None
-        for ct in ct_series_of(orthanc, study, " 256x"):
-            stored = len(orthanc.get(f"/series/{ct}").json()["Instances"])
-            if stored:
-                return running, stored
-        return None
-
-    running, stored = wait_for(partly_stored, 120, "the first slices to be stored", 0.02)
-    return running, int(running["worker"].rsplit("/", 1)[1]), stored
-
-
-def assert_one_whole_series(orthanc: OrthancServer, study: str, done: dict, stored: int) -> None:
-    """The retried job's series is the only one, with every slice exactly once."""
-    assert done["state"] == "succeeded" and done["attempts"] == 2, done
-    slices = done["result"]["slices"]
-    assert 0 < stored < slices, "the kill must come while slices are being stored"
-    assert ct_series_of(orthanc, study, " 256x") == [done["result"]["series"]]
-    instances = orthanc.get(f"/series/{done['result']['series']}/instances").json()
-    assert len(instances) == slices
-    uids = {instance["MainDicomTags"]["SOPInstanceUID"] for instance in instances}
-    numbers = sorted(int(instance["MainDicomTags"]["InstanceNumber"]) for instance in instances)
-    assert len(uids) == slices and numbers == list(range(1, slices + 1))
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
+from hounsfield.clock import iso_seconds_ago
 from hounsfield.db import Database
 from hounsfield.events.context import EventContext
 from hounsfield.events.dispatcher import EventDispatcher
@@ -125,3 +127,39 @@ def test_handlers_and_kinds_cannot_be_registered_twice() -> None:
     registry.on(Event.STUDY_STABLE, print, name="p")
     with pytest.raises(ExtensionError, match=r"handler 'p' is bound twice to study\.stable"):
         registry.on(Event.STUDY_STABLE, print, name="p")
+
+
+def test_dispatchers_of_two_instances_share_the_events(setup, database: Database) -> None:
+    """Each event goes to one of them; a claim of an instance that stopped lapses."""
+    registry, _, dispatcher = setup
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def note(context: EventContext) -> None:
+        time.sleep(0.005)  # a handler's work: long enough for the other to look meanwhile
+        with lock:
+            seen.append((context.event.resource_id, threading.current_thread().name))
+
+    registry.on(Event.STUDY_STABLE, note, name="note")
+    for n in range(40):
+        dispatcher.record(Event.STUDY_STABLE, f"s{n}", notify=False)
+    other_database = database.reopen()
+    other = EventDispatcher(other_database, registry, dispatcher._context, node="other")
+    threads = [
+        threading.Thread(target=d.dispatch_pending, name=d.node) for d in (dispatcher, other)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other_database.close()
+    assert sorted(resource for resource, _ in seen) == sorted(f"s{n}" for n in range(40))
+    # A claim by a node that stopped before delivering is taken over once it lapses.
+    late = dispatcher.record(Event.STUDY_STABLE, "late", notify=False)
+    database.execute(
+        "UPDATE events SET claimed_by = 'gone', claimed_until = ? WHERE id = ?",
+        (iso_seconds_ago(-60), late),
+    )
+    assert dispatcher.dispatch_pending() == 0
+    database.execute("UPDATE events SET claimed_until = ? WHERE id = ?", (iso_seconds_ago(1), late))
+    assert dispatcher.dispatch_pending() == 1

@@ -19,10 +19,18 @@ ROUTE_CLAIMS := build/libHounsfieldRouteClaims.so
 URI_GUARD := build/libHounsfieldUriGuard.so
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint install service system-packages test-system-packages
+.PHONY: run test lint install service scale-out system-packages test-system-packages
 
 run: install
 	PYTHONPATH=plugin exec $(VENV)/bin/python -m hounsfield.launcher orthanc.json
+
+# Several instances on a throwaway PostgreSQL, for trying them out (README, "Several
+# instances"): make scale-out INSTANCES=3
+INSTANCES := 2
+scale-out: install
+	@$(call apt-install,postgresql-15)
+	PYTHONPATH=plugin exec $(VENV)/bin/python -m hounsfield.scale_out orthanc.json \
+	  --instances $(INSTANCES)
 
 test: install test-system-packages $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

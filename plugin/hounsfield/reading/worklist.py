@@ -504,4 +504,7 @@ def _order(sort: str | None) -> str:
         return DEFAULT_ORDER
     descending = sort.startswith("-")
     column = SORTABLE[sort.lstrip("-")]  # checked by the route
-    return f"{column} {'DESC' if descending else 'ASC'}, {DEFAULT_ORDER}"
+    # Empty values (NULL) before the others ascending, after them descending, on both
+    # backends (SQLite's own order; PostgreSQL's default is the reverse).
+    direction = "DESC NULLS LAST" if descending else "ASC NULLS FIRST"
+    return f"{column} {direction}, {DEFAULT_ORDER}"

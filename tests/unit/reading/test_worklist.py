@@ -125,6 +125,16 @@ def test_sorting_on_a_column_and_paging_with_the_total(worklist, rows) -> None:
     assert ascending == [s["id"] for s in by_date]
 
 
+def test_studies_no_one_holds_sort_alike_on_both_backends(worklist, rows) -> None:
+    fresh = iso_seconds_ago(600)
+    worklist.claim("s001", "dr-b", expired_before=fresh)
+    worklist.claim("s002", "dr-a", expired_before=fresh)
+    unassigned = default_order([s for s in rows if s["id"] not in ("s001", "s002")])
+    ascending = ids(worklist, WorklistFilter(sort="assignedTo"))
+    assert ascending == [*unassigned, "s002", "s001"]
+    assert ids(worklist, WorklistFilter(sort="-assignedTo")) == ["s001", "s002", *unassigned]
+
+
 def test_assigned_filters_follow_claims(worklist, rows) -> None:
     fresh = iso_seconds_ago(600)
     worklist.claim("s001", "dr-a", expired_before=fresh)

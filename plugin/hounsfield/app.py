@@ -246,9 +246,15 @@ class Application:
         *,
         priority: int = 0,
         dedupe_key: str | None = None,
+        here: bool = False,
     ) -> Job:
-        """Queue a job and wake the workers at once."""
-        job = self.jobs.enqueue(kind, params, priority=priority, dedupe_key=dedupe_key)
+        job = self.jobs.enqueue(
+            kind,
+            params,
+            priority=priority,
+            dedupe_key=dedupe_key,
+            pinned_node=self.settings.node_name if here else None,
+        )
         self.pool.wake()
         return job
 

@@ -61,8 +61,11 @@ class Services(Protocol):
         *,
         priority: int = 0,
         dedupe_key: str | None = None,
+        here: bool = False,
     ) -> Job:
-        """Queue a job and wake the workers at once."""
+        """Queue a job and wake the workers at once. ``here``: only this instance's workers
+        may run it, as its inputs are files in this instance's data folder (instances
+        sharing a database share the queue, not their folders)."""
         ...
 
 

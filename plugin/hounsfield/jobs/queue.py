@@ -27,7 +27,11 @@ class JobQueue(Protocol):
         priority: int = 0,
         max_attempts: int | None = None,
         dedupe_key: str | None = None,
-    ) -> Job: ...
+        pinned_node: str | None = None,
+    ) -> Job:
+        """``pinned_node``: only that node's workers may run it (its inputs are files
+        only that instance has)."""
+        ...
 
     def get(self, job_id: int) -> Job | None: ...
 
@@ -118,7 +122,14 @@ def _create_jobs_table(schema: Schema) -> None:
     schema.create_index("jobs", ["dedupe_key"], name="jobs_dedupe_key", unique=True)
 
 
-MIGRATIONS = [Migration("jobs.0001.create", _create_jobs_table)]
+def _add_pinned_node(schema: Schema) -> None:
+    schema.add_column("jobs", "pinned_node", str)
+
+
+MIGRATIONS = [
+    Migration("jobs.0001.create", _create_jobs_table),
+    Migration("jobs.0002.pinned_node", _add_pinned_node),
+]
 
 
 class DatabaseJobQueue:
@@ -137,11 +148,12 @@ class DatabaseJobQueue:
         priority: int = 0,
         max_attempts: int | None = None,
         dedupe_key: str | None = None,
+        pinned_node: str | None = None,
     ) -> Job:
         now = now_iso()
         rows = self.db.execute(
             "INSERT INTO jobs (kind, params, state, priority, max_attempts, dedupe_key,"
-            " created_at, updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)"
+            " pinned_node, created_at, updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (dedupe_key) DO NOTHING RETURNING *",
             (
                 kind,
@@ -149,6 +161,7 @@ class DatabaseJobQueue:
                 priority,
                 max_attempts or self.default_max_attempts,
                 dedupe_key,
+                pinned_node,
                 now,
                 now,
             ),
@@ -215,9 +228,10 @@ class DatabaseJobQueue:
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, node = ?, worker = ?,"
             " progress = 0, message = NULL, started_at = ?, updated_at = ?"
             " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND kind IN"
-            f" ({marks}) ORDER BY priority DESC, id LIMIT 1{self.db.dialect.skip_locked})"
+            f" ({marks}) AND (pinned_node IS NULL OR pinned_node = ?)"
+            f" ORDER BY priority DESC, id LIMIT 1{self.db.dialect.skip_locked})"
             " AND state = 'queued' RETURNING *",
-            (node, worker, now, now, *kinds),
+            (node, worker, now, now, *kinds, node),
         )
         return Job.from_row(rows[0]) if rows else None
 

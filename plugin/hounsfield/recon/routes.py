@@ -96,7 +96,8 @@ def upload_acquisition(request: Request) -> Response:
     except ProjectionError as error:
         spool.discard(upload.directory)
         raise HttpError(400, str(error)) from error
-    job = request.services.submit(ARCHIVE, {"spool": str(upload.directory)})
+    # The upload is in this instance's data folder: archived by this instance's workers.
+    job = request.services.submit(ARCHIVE, {"spool": str(upload.directory)}, here=True)
     return Response.json(
         {
             **job.to_json(),

@@ -167,3 +167,11 @@ def test_jobs_are_found_by_their_parameters(queue: DatabaseJobQueue) -> None:
     assert [job.id for job in found] == [third.id, first.id]
     assert queue.count(kind="recon", params={"series": "abc", "method": "tv"}) == 1
     assert queue.count(params={"series": "x' OR '1'='1"}) == 0  # values are bound, not spliced
+
+
+def test_a_job_pinned_to_a_node_waits_for_that_node(queue: DatabaseJobQueue) -> None:
+    pinned = queue.enqueue("recon", {}, pinned_node="a")
+    free = queue.enqueue("recon", {})
+    assert queue.claim(node="b", worker="b/0/1", kinds=["recon"]).id == free.id
+    assert queue.claim(node="b", worker="b/0/1", kinds=["recon"]) is None
+    assert queue.claim(node="a", worker="a/0/1", kinds=["recon"]).id == pinned.id

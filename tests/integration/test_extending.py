@@ -3,6 +3,7 @@ cannot rot without this test going red."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.support.server import OrthancServer, wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PASSWORD = "Extending-Pass-2468"
+_databases = itertools.count()
 
 
 def example_source() -> str:
@@ -28,15 +30,23 @@ def test_the_example_is_short() -> None:
     assert len(example_source().strip().splitlines()) < 60
 
 
-@pytest.fixture
-def server(make_orthanc, tmp_path: Path) -> OrthancServer:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, make_orthanc, tmp_path: Path) -> OrthancServer:
+    """Our tables in SQLite, or in PostgreSQL (the example is written for both)."""
+    database: dict[str, object] = {}
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("postgres_cluster")
+        url = cluster.create_database(f"extending_{next(_databases)}")
+        database = {"hounsfield__database__backend": "postgresql", "hounsfield__database__url": url}
     package = tmp_path / "examples"
     (package / "pages").mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "counts.py").write_text(example_source())
     (package / "pages" / "counts.html").write_text("<!doctype html><title>Counts</title>")
     (package / "pages" / "counts.js").write_text("console.log('counts');")
-    orthanc = make_orthanc(hounsfield__workers=1, hounsfield__extensions=["examples.counts"])
+    orthanc = make_orthanc(
+        hounsfield__workers=1, hounsfield__extensions=["examples.counts"], **database
+    )
     orthanc.env["PYTHONPATH"] += f":{tmp_path}"
     return orthanc.start()
 

@@ -57,8 +57,8 @@ import pydicom
 import requests
 from common import make_ct_series, percentiles, print_table
 
-from hounsfield.db.cluster import USER, ThrowawayCluster
-from tests.support.server import ADMIN_PASSWORD, OrthancServer, wait_for
+from hounsfield.db.cluster import ThrowawayCluster
+from tests.support.server import ADMIN_PASSWORD, OrthancServer, instance_settings, wait_for
 
 PASSWORD = "Scale-Bench-Pass-42"
 STORESCU = "/usr/bin/storescu"  # dcmtk's (the venv's bin holds pynetdicom's of the same name)
@@ -225,13 +225,7 @@ def start_setups(
             workdir = root / f"{letter}-instance-{index}"
             server = OrthancServer(
                 workdir,
-                storage_directory=str(root / f"{letter}-storage"),  # shared
-                postgresql__enable_index=True,
-                postgresql__host="127.0.0.1",
-                postgresql__port=cluster.port,
-                postgresql__database=database,
-                postgresql__username=USER,
-                hounsfield__data_directory=str(workdir / "state"),  # its own
+                **instance_settings(cluster, database, root / f"{letter}-storage", workdir),
                 hounsfield__node_name=f"{letter}{index}",
                 **common,
             )

@@ -42,6 +42,7 @@ from hounsfield.metrics import Metrics, MetricsSink
 from hounsfield.orthanc_api import InProcessOrthanc
 from hounsfield.registry import BackgroundTask, Registry, load_extensions
 from hounsfield.web import HttpError, Request, Response, Router, pages
+from hounsfield.web.clients import client_address, networks
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class Application:
         self.metrics = Metrics(metrics, self.jobs, self.pool, self.events, self.runs)
         self._admit = self.registry.answerer(Intervention.INSTANCE_ADMIT)
         self.router = Router(self.registry.route_tables)
+        self._proxies = networks(settings.plugin.trusted_proxies)
         self._build_auth(settings)
         # As many as Orthanc's HTTP threads, so that no request waits for another's route.
         self.threads = FullStackThreads(int(settings.orthanc_config.get("HttpThreadsCount", 50)))
@@ -191,6 +193,7 @@ class Application:
         """Orthanc's HTTP filter: decide for every URI; ours get a JSON answer later."""
         if not self.settings.plugin.auth.enabled:
             return True
+        ip = client_address(ip, headers, self._proxies)
         decision = self.gate.check(method, path, headers, query, ip)
         self.handoff.leave(method, path, ip, decision)  # for our route, if the route is ours
         if decision.allowed:

@@ -7,13 +7,14 @@ typo in a key or a wrong type stops start-up with a message naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_pascal
 
 SECTION = "Hounsfield"
@@ -87,6 +88,13 @@ class DatabaseLocation:
 class PluginSection(BaseModel):
     model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", frozen=True)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:  # an address or a network each, or the key is named at start
+            ipaddress.ip_network(entry, strict=False)
+        return entries
+
     data_directory: str | None = None
     workers: int = Field(1, ge=0, le=64)
     max_attempts: int = Field(3, ge=1, le=100)
@@ -103,6 +111,9 @@ class PluginSection(BaseModel):
     # A peer whose heartbeat (every 2 s) is older than this is taken for dead: its running
     # jobs go back to the queue for the others. Hosts must keep their clocks in step (NTP).
     peer_timeout_seconds: float = Field(30.0, ge=5.0)
+    # Reverse proxies in front (addresses or CIDR networks): behind them, the client's address
+    # is read from X-Forwarded-For (hounsfield.web.clients), for the audit trail.
+    trusted_proxies: list[str] = Field(default_factory=list)
     auth: AuthSection = Field(default_factory=AuthSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
 

@@ -109,3 +109,20 @@ def test_the_chain_verifies_and_exposes_tampering(make_orthanc) -> None:
 
     tampered = orthanc.get("/api/audit/verify").json()
     assert tampered == {"valid": False, "entries": target - 1, "brokenAt": target}
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_recorded(
+    orthanc: OrthancServer, make_orthanc
+) -> None:
+    """The shared server trusts no proxy: a client's X-Forwarded-For is not believed there.
+    One that trusts the local proxy records the address that proxy appended."""
+    forwarded = {"X-Forwarded-For": "1.2.3.4, 198.51.100.23"}
+    behind = make_orthanc(hounsfield__trusted_proxies=["127.0.0.1"]).start()
+    for server in (orthanc, behind):
+        server.http.post(
+            server.url("/api/auth/login"),
+            json={"username": "proxied", "password": "wrong-wrong-wrong"},
+            headers=forwarded,
+        )
+    assert {entry["ip"] for entry in entries(orthanc, user="proxied")} == {"127.0.0.1"}
+    assert {entry["ip"] for entry in entries(behind, user="proxied")} == {"198.51.100.23"}

@@ -8,17 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 
-from hounsfield.recon.geometry import CircularGeometry
-from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
-from hounsfield.recon.projections import build_projection_dataset
 from tests.support.recon import (
     SMALL_ACQUISITION,
     assert_one_whole_series,
     reconstruction_of,
+    shepp_logan_acquisition,
     start_and_wait_for_partial_series,
 )
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, process_alive, wait_for
@@ -67,16 +64,8 @@ def test_projections_sent_with_storescu_are_reconstructed(
 ) -> None:
     from hounsfield.recon import engine
 
-    geometry = CircularGeometry(500.0, 800.0, tuple(np.linspace(0, 220, 80)), (1.0, 1.0), (64, 48))
-    line_integrals = engine.shepp_logan_projections(geometry, 16.0) * WATER_ATTENUATION_PER_MM
-    counts = np.rint(40000 * np.exp(-line_integrals)).astype(np.uint16)
-    dataset = build_projection_dataset(
-        counts,
-        geometry,
-        40000.0,
-        {"PatientID": "SCU-1", "PatientName": "Modality^Test"},
-        series_description="short scan",
-        uid_seed="scu-test",
+    dataset = shepp_logan_acquisition(
+        {"PatientID": "SCU-1", "PatientName": "Modality^Test"}, "short scan", "scu-test"
     )
     path = tmp_path / "projections.dcm"
     dataset.save_as(path, enforce_file_format=True)

@@ -13,22 +13,25 @@ import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 
-from hounsfield.db.cluster import USER, ThrowawayCluster
-from hounsfield.recon.geometry import CircularGeometry
-from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
-from hounsfield.recon.projections import build_projection_dataset
+from hounsfield.db.cluster import ThrowawayCluster
 from tests.support.recon import (
     SMALL_ACQUISITION,
     assert_one_whole_series,
     ct_series_of,
     reconstruction_of,
+    shepp_logan_acquisition,
     start_and_wait_for_partial_series,
 )
-from tests.support.server import ADMIN_PASSWORD, OrthancServer, process_alive, wait_for
+from tests.support.server import (
+    ADMIN_PASSWORD,
+    OrthancServer,
+    instance_settings,
+    process_alive,
+    wait_for,
+)
 
 PASSWORD = "Scale-Out-Pass-42"
 PEER_TIMEOUT = 5
@@ -49,13 +52,7 @@ def department(postgres_cluster: ThrowawayCluster, tmp_path: Path) -> Iterator[D
             workdir = tmp_path / f"instance-{index}"
             server = OrthancServer(
                 workdir,
-                storage_directory=str(tmp_path / "storage"),  # shared
-                postgresql__enable_index=True,
-                postgresql__host="127.0.0.1",
-                postgresql__port=postgres_cluster.port,
-                postgresql__database=name,
-                postgresql__username=USER,
-                hounsfield__data_directory=str(workdir / "state"),  # its own
+                **instance_settings(postgres_cluster, name, tmp_path / "storage", workdir),
                 hounsfield__peer_timeout_seconds=PEER_TIMEOUT,
                 hounsfield__extensions=["tests.support.extension", "hounsfield.recon"],
                 **settings,
@@ -166,20 +163,8 @@ def test_audit_entries_written_through_both_instances_keep_one_chain(
 def test_a_study_split_across_instances_gets_one_reconstruction(
     department: Department, dicom_file, tmp_path: Path
 ) -> None:
-    from hounsfield.recon import engine  # RTK: loaded by the tests that need it
-
     a, b = department(2, hounsfield__workers=1, stable_age=3)
-    geometry = CircularGeometry(500.0, 800.0, tuple(np.linspace(0, 220, 80)), (1.0, 1.0), (64, 48))
-    line_integrals = engine.shepp_logan_projections(geometry, 16.0) * WATER_ATTENUATION_PER_MM
-    counts = np.rint(40000 * np.exp(-line_integrals)).astype(np.uint16)
-    projections = build_projection_dataset(
-        counts,
-        geometry,
-        40000.0,
-        {"PatientID": "SPLIT-1"},
-        series_description="split study",
-        uid_seed="split",
-    )
+    projections = shepp_logan_acquisition({"PatientID": "SPLIT-1"}, "split study", "split")
     path = tmp_path / "projections.dcm"
     projections.save_as(path, enforce_file_format=True)
     scout = dicom_file(

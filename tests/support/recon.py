@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import requests
+from pydicom import Dataset
 from urllib3 import encode_multipart_formdata
 
+from hounsfield.recon.geometry import CircularGeometry
+from hounsfield.recon.params import WATER_ATTENUATION_PER_MM
+from hounsfield.recon.projections import build_projection_dataset
 from tests.support.server import OrthancServer, wait_for
 
 # A simulated acquisition small enough for a test: 90 projections of 64 x 48, reconstructed
@@ -17,6 +22,19 @@ SMALL_ACQUISITION = {
     "detector_rows": 48,
     "pixel_spacing_mm": 1.0,
 }
+
+
+def shepp_logan_acquisition(patient: dict[str, str], description: str, seed: str) -> Dataset:
+    """A short-scan projection object (80 views of 64 x 48 over 220 degrees) of the
+    Shepp-Logan head, as a C-arm would send it."""
+    from hounsfield.recon import engine  # RTK: loaded by the tests that need it
+
+    geometry = CircularGeometry(500.0, 800.0, tuple(np.linspace(0, 220, 80)), (1.0, 1.0), (64, 48))
+    line_integrals = engine.shepp_logan_projections(geometry, 16.0) * WATER_ATTENUATION_PER_MM
+    counts = np.rint(40000 * np.exp(-line_integrals)).astype(np.uint16)
+    return build_projection_dataset(
+        counts, geometry, 40000.0, patient, series_description=description, uid_seed=seed
+    )
 
 
 def upload_acquisition(

@@ -14,6 +14,8 @@ from typing import Any
 
 import requests
 
+from hounsfield.db.cluster import USER, ThrowawayCluster
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "Test-Pass-9876-x"
 PYTHON = REPOSITORY / ".venv" / "bin" / "python"
@@ -206,3 +208,19 @@ def process_alive(pid: int) -> bool:
             return stream.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def instance_settings(
+    cluster: ThrowawayCluster, database: str, storage: Path, workdir: Path
+) -> dict[str, Any]:
+    """``OrthancServer`` settings of one instance of several sharing ``database`` (Orthanc's
+    index and our tables) and ``storage``, with a data folder of its own in ``workdir``."""
+    return {
+        "storage_directory": str(storage),
+        "postgresql__enable_index": True,
+        "postgresql__host": "127.0.0.1",
+        "postgresql__port": cluster.port,
+        "postgresql__database": database,
+        "postgresql__username": USER,
+        "hounsfield__data_directory": str(workdir / "state"),
+    }

@@ -34,10 +34,12 @@ README_SECTION = "## Several instances on one PostgreSQL"
 
 # Not in the README's table, but what its "Remote access" asks of an instance behind an HTTPS
 # proxy, as every instance here is: accept clients that are not local (the proxy is another
-# container), and never send cookies in clear. With the values they must have.
+# container), never send cookies in clear, and read the client's address from the proxy's
+# X-Forwarded-For. With the values they must have.
 BEHIND_THE_PROXY = {
     "ORTHANC__REMOTE_ACCESS_ALLOWED": "true",
     "ORTHANC__HOUNSFIELD__AUTH__SECURE_COOKIES": "true",
+    "ORTHANC__HOUNSFIELD__TRUSTED_PROXIES": '["172.28.0.10"]',
 }
 INSTANCE = re.compile(r"orthanc-\d+")
 HTTP_PORT = 8042  # orthanc.json's HttpPort, which the instances keep inside their containers
@@ -305,6 +307,11 @@ def test_the_proxy_balances_over_every_instance_and_forwards_the_public_address(
     assert pairs == {"host": "{hostport}", "proto": "{scheme}"}
     limits = [line for line in lines if re.search(r"request_body|max_size|read_body", line)]
     assert not limits, f"no body limit or body timeout at the proxy (uploads are GBs): {limits}"
+    # The instances trust exactly the proxy's address for X-Forwarded-For (the audit's client).
+    compose = compose_file()
+    proxy_address = compose["services"]["proxy"]["networks"]["default"]["ipv4_address"]
+    trusted = json.loads(BEHIND_THE_PROXY["ORTHANC__HOUNSFIELD__TRUSTED_PROXIES"])
+    assert trusted == [proxy_address]
 
 
 def test_the_image_installs_like_the_readme_and_starts_the_launcher() -> None:

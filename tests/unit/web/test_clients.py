@@ -1,0 +1,40 @@
+"""The client's address behind trusted proxies (X-Forwarded-For read from the right)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hounsfield.web.clients import client_address, networks
+
+PROXIES = networks(["10.0.0.0/8", "fd00::/8"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        ("203.0.113.7", "198.51.100.1", "203.0.113.7"),  # not a proxy of ours: the peer
+        ("10.0.0.2", None, "10.0.0.2"),  # our proxy, saying nothing
+        ("10.0.0.2", "198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "1.2.3.4, 198.51.100.1", "198.51.100.1"),  # left of it: the client's say
+        ("10.0.0.2", "198.51.100.1, 10.0.0.1", "198.51.100.1"),  # two proxies of ours
+        ("10.0.0.2", "10.0.0.9, 10.0.0.1", "10.0.0.9"),  # only proxies: the farthest
+        ("10.0.0.2", "evil, 198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "198.51.100.1, not-an-address", "10.0.0.2"),
+        ("10.0.0.2", " , ", "10.0.0.2"),
+        ("fd00::2", "2001:db8::5", "2001:db8::5"),
+    ],
+)
+def test_the_client_is_the_nearest_hop_that_is_not_our_proxy(
+    peer: str, forwarded_for: str | None, client: str
+) -> None:
+    headers = {} if forwarded_for is None else {"x-forwarded-for": forwarded_for}
+    assert client_address(peer, headers, PROXIES) == client
+
+
+def test_without_trusted_proxies_the_header_is_ignored() -> None:
+    assert client_address("10.0.0.2", {"x-forwarded-for": "198.51.100.1"}, ()) == "10.0.0.2"
+
+
+def test_a_long_header_is_read_no_further_than_the_last_hops() -> None:
+    header = ", ".join(["198.51.100.1"] + ["10.0.0.1"] * 100)
+    assert client_address("10.0.0.2", {"x-forwarded-for": header}, PROXIES) == "10.0.0.1"

@@ -4,7 +4,9 @@ Three set-ups run at once (their rounds interleaved, so drift on the machine hit
 (a) one instance on SQLite, the reference (OrthancServer's defaults, the test extension's logs
 off); (b) one instance on PostgreSQL; (c) two instances on one PostgreSQL database and one storage
 folder, each its own data folder. The PostgreSQL is a throwaway cluster (hounsfield.db.cluster),
-one database for (b) and one for (c).
+one database for (b) and one for (c). For ingest, two references beside them: (r) and (s),
+Orthanc alone (its DICOMweb plugin, not ours) on SQLite and on PostgreSQL: the part of the
+difference that is Orthanc's own index.
 
 1. C-STORE ingest: ``--associations`` dcmtk storescu processes at once, each sending its own
    series of ``--slices`` CT slices (in (c) the associations are split across both instances):
@@ -55,7 +57,7 @@ from pathlib import Path
 import psycopg
 import pydicom
 import requests
-from common import make_ct_series, percentiles, print_table
+from common import NO_PYTHON_PLUGIN, make_ct_series, percentiles, print_table
 
 from hounsfield.db.cluster import ThrowawayCluster
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, instance_settings, wait_for
@@ -78,6 +80,7 @@ class Setup:
     label: str
     servers: list[OrthancServer]
     postgres: bool
+    plugin: bool = True  # False: Orthanc alone (ingest only, the reference for its own index)
     ingest: list[float] = field(default_factory=list)
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> process -> s
     work: collections.Counter = field(default_factory=collections.Counter)  # phase -> units
@@ -144,7 +147,9 @@ class CpuMeter:
         return used
 
     def __enter__(self) -> CpuMeter:
-        self.workers = [server.worker_pids() for server in self.setup.servers]
+        self.workers = [
+            server.worker_pids() if self.setup.plugin else [] for server in self.setup.servers
+        ]
         self.before = self.sample()
         return self
 
@@ -233,6 +238,26 @@ def start_setups(
             started.append(server)
             server.start(timeout=120)  # one after the other: Orthanc makes its tables once
     return setups
+
+
+def start_references(
+    root: Path, cluster: ThrowawayCluster, started: list[OrthancServer]
+) -> list[Setup]:
+    """Orthanc alone (its DICOMweb plugin, not ours) on SQLite and on PostgreSQL: how much of
+    the difference in ingest is Orthanc's own index, whatever our plugin does."""
+    references = []
+    for letter, postgres in (("r", False), ("s", True)):
+        workdir = root / f"{letter}-orthanc-alone"
+        settings: dict[str, object] = {"plugins": NO_PYTHON_PLUGIN}
+        if postgres:
+            cluster.create_database(f"scale_{letter}")
+            settings |= instance_settings(cluster, f"scale_{letter}", workdir / "data", workdir)
+        server = OrthancServer(workdir, **settings)
+        started.append(server)
+        server.start(timeout=120, ready_path="/system")
+        label = f"({letter}) Orthanc alone, {'PostgreSQL' if postgres else 'SQLite'}"
+        references.append(Setup(label, [server], postgres=postgres, plugin=False))
+    return references
 
 
 def refresh_admin(setup: Setup) -> None:
@@ -517,6 +542,7 @@ def run(args, root: Path, cluster: ThrowawayCluster, started: list[OrthancServer
     batches = make_catalog(root, args)
     catalog = [series for batch in batches for series in batch]
     setups = start_setups(root, cluster, args.workers, started)
+    references = start_references(root, cluster, started)
     postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
     watch = ConnectionWatch(cluster)
     watch.start()
@@ -524,16 +550,18 @@ def run(args, root: Path, cluster: ThrowawayCluster, started: list[OrthancServer
 
     # 1. Ingest, rounds interleaved.
     for batch in batches:
-        for setup in setups:
-            refresh_admin(setup)
+        for setup in setups + references:
+            if setup.plugin:
+                refresh_admin(setup)
             with CpuMeter(setup, postmaster) as meter:
                 setup.ingest.append(ingest(setup, batch))
-                settle(setup, batch)
+                if setup.plugin:
+                    settle(setup, batch)
             setup.add_cpu("ingest", meter.used)
             setup.work["ingest"] += sum(len(series.files) for series in batch)
     per_round = f"{args.associations} associations x {args.slices} slices"
     medians = {}
-    for setup in setups:
+    for setup in setups + references:
         medians[setup.label] = statistics.median(setup.ingest)
         spread = ", ".join(f"{value:.0f}" for value in setup.ingest)
         rows.append(
@@ -545,7 +573,14 @@ def run(args, root: Path, cluster: ThrowawayCluster, started: list[OrthancServer
     a, b, c = (medians[setup.label] for setup in setups)
     rows.append(("ingest ratio (b)/(a) (goal >= 0.8)", f"{b / a:.2f}"))
     rows.append(("ingest ratio (c)/(b) (goal >= 0.9)", f"{c / b:.2f}"))
-    for setup in setups:
+    alone_sqlite, alone_postgresql = (medians[setup.label] for setup in references)
+    rows.append(
+        (
+            "ingest ratio (s)/(r), Orthanc alone: its own index's share",
+            f"{alone_postgresql / alone_sqlite:.2f}",
+        )
+    )
+    for setup in setups + references:
         rows.append(cpu_row(setup, "ingest", "instances stored"))
 
     # 2. DICOMweb reads through the gate, set-ups interleaved per kind.

@@ -96,10 +96,12 @@ class RunLog:
 
     def close_silent(self, timeout_seconds: float) -> list[str]:
         """Close the open runs of other nodes silent for ``timeout_seconds`` (as unclean);
-        returns those nodes. One statement: of instances sweeping together, one closes each."""
+        returns those nodes. One statement: of instances sweeping together, one closes each.
+        A run without any heartbeat is from before heartbeats (or a node renamed since, as
+        node names became host:HttpPort): its jobs are taken back too."""
         rows = self.db.execute(
             "UPDATE orthanc_runs SET stopped_at = ?, unclean = 1 WHERE stopped_at IS NULL"
-            " AND node <> ? AND heartbeat_at < ? RETURNING node",
+            " AND node <> ? AND (heartbeat_at < ? OR heartbeat_at IS NULL) RETURNING node",
             (now_iso(), self.node, iso_seconds_ago(timeout_seconds)),
         )
         return sorted({row[0] for row in rows})

@@ -46,3 +46,8 @@ def test_a_silent_peer_is_closed_once_and_live_ones_are_listed(database: Databas
     assert b.summary().unclean_stops == 1
     b.heartbeat()  # b wakes up: its closed run stays closed
     assert [peer["node"] for peer in c.peers(30)] == ["a", "c"]
+    # A run left open before heartbeats existed (no heartbeat at all) is closed as well.
+    database.execute(
+        "INSERT INTO orthanc_runs (node, started_at) VALUES ('old-name', ?)", (iso_seconds_ago(9),)
+    )
+    assert c.close_silent(30) == ["old-name"]

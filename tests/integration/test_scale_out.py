@@ -11,6 +11,7 @@ import io
 import itertools
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pydicom
@@ -40,31 +41,51 @@ _databases = itertools.count()
 Department = Callable[..., list[OrthancServer]]
 
 
-@pytest.fixture
-def department(postgres_cluster: ThrowawayCluster, tmp_path: Path) -> Iterator[Department]:
-    """``department(n)``: n instances started one after the other on a fresh database."""
+@contextmanager
+def running_department(
+    cluster: ThrowawayCluster, root: Path, count: int, **settings: object
+) -> Iterator[list[OrthancServer]]:
+    """``count`` instances on a fresh database, started one after the other (Orthanc makes
+    its index tables once); stopped and the database dropped afterwards."""
     name = f"department_{next(_databases)}"
-    postgres_cluster.create_database(name)
+    cluster.create_database(name)
     servers: list[OrthancServer] = []
-
-    def start(count: int = 2, **settings: object) -> list[OrthancServer]:
+    try:
         for index in range(count):
-            workdir = tmp_path / f"instance-{index}"
+            workdir = root / f"instance-{index}"
             server = OrthancServer(
                 workdir,
-                **instance_settings(postgres_cluster, name, tmp_path / "storage", workdir),
+                **instance_settings(cluster, name, root / "storage", workdir),
                 hounsfield__peer_timeout_seconds=PEER_TIMEOUT,
                 hounsfield__extensions=["tests.support.extension", "hounsfield.recon"],
                 **settings,
             )
             servers.append(server)
-            server.start()  # one after the other: Orthanc makes its index tables once
-        return servers
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        cluster.drop_database(name)
 
-    yield start
-    for server in servers:
-        server.stop()
-    postgres_cluster.drop_database(name)
+
+@pytest.fixture(scope="module")
+def pair(
+    postgres_cluster: ThrowawayCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[OrthancServer]]:
+    """Two instances shared by the tests that leave them running (one worker each)."""
+    root = tmp_path_factory.mktemp("pair")
+    with running_department(postgres_cluster, root, 2, hounsfield__workers=1) as servers:
+        yield servers
+
+
+@pytest.fixture
+def department(postgres_cluster: ThrowawayCluster, tmp_path: Path) -> Iterator[Department]:
+    """``department(n, **settings)``: a pair of the test's own (for kills, other settings)."""
+    with ExitStack() as stack:
+        yield lambda count=2, **settings: stack.enter_context(
+            running_department(postgres_cluster, tmp_path, count, **settings)
+        )
 
 
 def node_of(job: dict) -> str:
@@ -72,13 +93,14 @@ def node_of(job: dict) -> str:
 
 
 def test_stored_through_one_read_and_searched_through_the_other(
-    department: Department, dicom_file
+    pair: list[OrthancServer], dicom_file
 ) -> None:
-    a, b = department(2, hounsfield__workers=0)
+    a, b = pair
     path = dicom_file("CT_small.dcm", PatientID="SCALE-1")
     a.store(path)
-    (study,) = b.get("/studies", params={"expand": ""}).json()
-    assert study["PatientMainDicomTags"]["PatientID"] == "SCALE-1"
+    found = b.post("/tools/find", json={"Level": "Study", "Query": {"PatientID": "SCALE-1"}})
+    (study_id,) = found.json()
+    study = b.get(f"/studies/{study_id}").json()
     found = b.get("/dicom-web/studies", params={"PatientID": "SCALE-1"}).json()
     assert [item["0020000D"]["Value"][0] for item in found] == [
         study["MainDicomTags"]["StudyInstanceUID"]
@@ -95,9 +117,9 @@ def test_stored_through_one_read_and_searched_through_the_other(
 
 
 def test_a_sign_in_holds_on_every_instance_and_a_sign_out_everywhere(
-    department: Department,
+    pair: list[OrthancServer],
 ) -> None:
-    a, b = department(2, hounsfield__workers=0)
+    a, b = pair
     created = a.post(
         "/api/users", json={"username": "rad-1", "password": PASSWORD, "role": "radiologist"}
     )
@@ -128,8 +150,8 @@ def test_a_sign_in_holds_on_every_instance_and_a_sign_out_everywhere(
     assert refused.status_code == 401 and "locked" in refused.text
 
 
-def test_jobs_submitted_on_one_instance_run_on_both(department: Department) -> None:
-    a, b = department(2, hounsfield__workers=1)
+def test_jobs_submitted_on_one_instance_run_on_both(pair: list[OrthancServer]) -> None:
+    a, b = pair
     jobs = [a.submit("tests.sleep", seconds=1) for _ in range(4)]
     done = [a.wait_job(job["id"], timeout=60) for job in jobs]
     assert {job["state"] for job in done} == {"succeeded"}
@@ -138,9 +160,9 @@ def test_jobs_submitted_on_one_instance_run_on_both(department: Department) -> N
 
 
 def test_audit_entries_written_through_both_instances_keep_one_chain(
-    department: Department,
+    pair: list[OrthancServer],
 ) -> None:
-    a, b = department(2, hounsfield__workers=0)
+    a, b = pair
 
     def sign_in(server: OrthancServer) -> int:
         return (
@@ -161,9 +183,9 @@ def test_audit_entries_written_through_both_instances_keep_one_chain(
 
 
 def test_a_study_split_across_instances_gets_one_reconstruction(
-    department: Department, dicom_file, tmp_path: Path
+    pair: list[OrthancServer], dicom_file, tmp_path: Path
 ) -> None:
-    a, b = department(2, hounsfield__workers=1, stable_age=3)
+    a, b = pair
     projections = shepp_logan_acquisition({"PatientID": "SPLIT-1"}, "split study", "split")
     path = tmp_path / "projections.dcm"
     projections.save_as(path, enforce_file_format=True)

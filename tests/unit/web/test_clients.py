@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hounsfield.web.clients import client_address, networks
 
@@ -38,3 +42,11 @@ def test_without_trusted_proxies_the_header_is_ignored() -> None:
 def test_a_long_header_is_read_no_further_than_the_last_hops() -> None:
     header = ", ".join(["198.51.100.1"] + ["10.0.0.1"] * 100)
     assert client_address("10.0.0.2", {"x-forwarded-for": header}, PROXIES) == "10.0.0.1"
+
+
+@given(header=st.text(max_size=2000))
+def test_any_header_gives_the_peer_or_an_address_it_holds(header: str) -> None:
+    """Whatever a client sends (behind our proxy), the answer is an address, never an error."""
+    client = client_address("10.0.0.2", {"x-forwarded-for": header}, PROXIES)
+    assert client == "10.0.0.2" or client in [hop.strip() for hop in header.split(",")]
+    ipaddress.ip_address(client)

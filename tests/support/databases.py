@@ -36,3 +36,14 @@ def fresh_database(
         database.close()
         if name is not None:
             cluster.drop_database(name)
+
+
+def table_names(database: Database) -> set[str]:
+    """The tables a migration made, read from the backend's own catalogue."""
+    if database.dialect.name == "sqlite":
+        rows = database.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = database.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return {row[0] for row in rows}

@@ -111,8 +111,6 @@ class Database(Protocol):
     def schema(self) -> AbstractContextManager[Schema]:
         """For migrations: held so that no other migration runner works beside it."""
 
-    def tables(self) -> set[str]: ...
-
     def reopen(self) -> Database:
         """Another handle on the same database (as another process would open it)."""
 

@@ -21,10 +21,6 @@ BINARIES = Path("/usr/lib/postgresql/15/bin")
 USER = "hounsfield"
 
 
-def available() -> bool:
-    return (BINARIES / "initdb").exists()
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -242,13 +242,6 @@ class PostgresDatabase:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(MIGRATIONS_LOCK),))
 
-    def tables(self) -> set[str]:
-        rows = self.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-            (self._schema,),
-        )
-        return {row[0] for row in rows}
-
     def reopen(self) -> PostgresDatabase:
         return PostgresDatabase(self._conninfo, schema=self._schema, pool_size=self._pool_size)
 

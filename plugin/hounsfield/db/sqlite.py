@@ -154,10 +154,6 @@ class SqliteDatabase:
         with self._write_lock:
             yield SqliteSchema(self._writer)
 
-    def tables(self) -> set[str]:
-        rows = self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {row[0] for row in rows}
-
     def reopen(self) -> SqliteDatabase:
         return SqliteDatabase(self.path)
 

@@ -33,7 +33,10 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
             "tests.support.extension",
             "hounsfield.recon",
             "hounsfield.reading",
+            "hounsfield.ai",
         ],
+        # On demand only: CT series stored by other tests are not analysed behind them.
+        hounsfield_ai__automatic=False,
     )
     server.start()
     yield server

@@ -132,6 +132,13 @@ class Registry:
         content type) under it, to ``roles``; a browser without a session is sent to sign in."""
         self.routes(page_routes(prefix, folder, index, assets, roles))
 
+    def assets(
+        self, prefix: str, folder: Path, assets: Mapping[str, str], roles: Iterable[Role]
+    ) -> None:
+        """Serve files without a page of their own under ``prefix`` (e.g. a script that
+        another feature's page loads when this feature is there)."""
+        self.routes(page_routes(prefix, folder, None, assets, roles))
+
     def job_kind(self, kind: str, handler: JobHandler, *, internal: bool = False) -> None:
         """Run ``handler`` in a worker for each job of ``kind``; its return value is the result.
 

@@ -57,6 +57,8 @@ def test_the_routes_with_bodies_are_all_found() -> None:
     assert ("POST", "/api/acquisitions") in ROUTES_WITH_BODIES
     assert ("PUT", "/api/users/fuzz-target") in ROUTES_WITH_BODIES
     assert ("PUT", "/api/studies/fuzz-target/report") in ROUTES_WITH_BODIES
+    assert ("POST", "/api/studies/fuzz-target/analyze") in ROUTES_WITH_BODIES
+    assert ("POST", "/api/findings/fuzz-target/review") in ROUTES_WITH_BODIES
 
 
 @SETTINGS

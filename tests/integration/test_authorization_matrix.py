@@ -30,7 +30,7 @@ EVERYONE = set(ROLES)
 SIGNED_IN = EVERYONE - {"anonymous"}
 READING = {"admin", "radiologist"}  # who claims, writes and signs reports
 REFUSED = {401, 403}
-OUR_ROUTES = ("/api/", "/ohif", "/recon", "/reading")
+OUR_ROUTES = ("/api/", "/ohif", "/recon", "/reading", "/ai/")
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,14 @@ CASES = [
     case("GET", "/api/studies/{other_study}/report/pdf", STAFF),
     case("GET", "/api/reports/orphaned", {"admin"}),
     case("GET", "/reading", STAFF),
+    # AI: analyses and findings for staff (a referrer, linked or not, sees signed reports
+    # only), reviews by radiologists and admins
+    case("POST", "/api/studies/{other_study}/analyze", STAFF, body='{"analyzers": []}'),
+    case("GET", "/api/studies/{linked_study}/findings", STAFF),
+    case("GET", "/api/findings/999999", STAFF),
+    case("POST", "/api/findings/999999/review", READING, body='{"decision": "confirmed"}'),
+    case("GET", "/api/ai/analyzers", STAFF),
+    case("GET", "/ai/findings.js", STAFF),
     # Orthanc's REST API: lists and searches
     case("GET", "/system", STAFF),
     case("GET", "/patients", STAFF),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 Params = Sequence[Any] | Mapping[str, Any]
-ColumnTypes = Mapping[str, type]  # column -> int or str (the only types our tables use)
+ColumnTypes = Mapping[str, type]  # column -> int, float or str (the types our tables use)
 
 
 class IntegrityError(Exception):

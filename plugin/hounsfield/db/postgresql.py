@@ -36,7 +36,8 @@ DIALECT = Dialect(
     json_key=lambda key: key,
 )
 MIGRATIONS_LOCK = "hounsfield.migrations"
-_TYPES = {int: "BIGINT", str: 'TEXT COLLATE "C"'}  # byte order for text, as SQLite sorts it
+# Text compares in byte order, as SQLite does.
+_TYPES = {int: "BIGINT", float: "DOUBLE PRECISION", str: 'TEXT COLLATE "C"'}
 # A quoted literal or identifier (kept as it is), a cast (::), or a placeholder.
 _TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|::|\?|:([A-Za-z_]\w*)|%""")
 

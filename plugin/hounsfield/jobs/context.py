@@ -9,6 +9,7 @@ from hounsfield.jobs.model import Job
 from hounsfield.orthanc_api import OrthancApi
 
 if TYPE_CHECKING:
+    from hounsfield.db import Database
     from hounsfield.jobs.queue import JobQueue
 
 PROGRESS_INTERVAL_SECONDS = 0.5
@@ -22,12 +23,18 @@ class JobContext:
     """Parameters of the job and a way to report progress (which also notices cancellation)."""
 
     def __init__(
-        self, queue: JobQueue, job: Job, worker: str, orthanc: OrthancApi | None = None
+        self,
+        queue: JobQueue,
+        job: Job,
+        worker: str,
+        orthanc: OrthancApi | None = None,
+        database: Database | None = None,
     ) -> None:
         self.job = job
         self._queue = queue
         self._worker = worker
         self._orthanc = orthanc
+        self._database = database
         self._last_report = 0.0
         self.cancel_requested = False
 
@@ -41,6 +48,15 @@ class JobContext:
         if self._orthanc is None:
             raise RuntimeError("this worker was started without access to Orthanc")
         return self._orthanc
+
+    @property
+    def database(self) -> Database:
+        """The plugin's database (the one the queue is in), for a job that records its
+        results in its feature's tables. Write them idempotently (unique keys, ``ON
+        CONFLICT``): a job that runs again after a crash writes them again."""
+        if self._database is None:
+            raise RuntimeError("this worker was started without the plugin's database")
+        return self._database
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0-100); throttled, so call it as often as convenient."""

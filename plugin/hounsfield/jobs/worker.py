@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hounsfield.app import build_registry
 from hounsfield.config import load_settings
-from hounsfield.db import open_database
+from hounsfield.db import Database, open_database
 from hounsfield.jobs.context import JobCancelled, JobContext
 from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import DatabaseJobQueue, JobQueue
@@ -54,8 +54,10 @@ class Worker:
         node: str,
         name: str,
         orthanc: OrthancHttpClient | None = None,
+        database: Database | None = None,
     ) -> None:
         self.queue = queue
+        self.database = database
         self.registry = registry
         self.node = node
         self.name = name
@@ -67,7 +69,7 @@ class Worker:
         if job is None:
             return None
         log.info("job %s (%s) attempt %s started", job.id, job.kind, job.attempts)
-        context = JobContext(self.queue, job, self.name, self.orthanc)
+        context = JobContext(self.queue, job, self.name, self.orthanc, self.database)
         try:
             result = self.registry.job_kinds[job.kind](context)
         except JobCancelled:
@@ -122,10 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     configuration = json.loads(Path(args.configuration).read_text())
     registry = build_registry(args.extension, configuration)
-    queue = DatabaseJobQueue(open_database(load_settings(configuration).database))
+    database = open_database(load_settings(configuration).database)
+    queue = DatabaseJobQueue(database)
     orthanc = OrthancHttpClient.from_environment() if URL_VARIABLE in os.environ else None
     name = f"{args.node}/{args.slot}/{os.getpid()}"
-    worker = Worker(queue, registry, node=args.node, name=name, orthanc=orthanc)
+    worker = Worker(
+        queue, registry, node=args.node, name=name, orthanc=orthanc, database=database
+    )
     for warm_up in registry.worker_startup:  # in the background: jobs needing it just wait
         threading.Thread(target=_when_idle, args=(warm_up,), name="warm-up", daemon=True).start()
     log.info("ready; job kinds: %s", ", ".join(sorted(registry.job_kinds)) or "none")

@@ -87,10 +87,17 @@ def _add_birth_date_and_sex(schema: Schema) -> None:
     schema.add_column(TABLE, "patient_sex", str)
 
 
+def _add_flag(schema: Schema) -> None:
+    """A study flagged for attention (an analysis found something critical nobody has
+    reviewed yet) shows so in its row until the flag is lowered."""
+    schema.add_column(TABLE, "flagged", int)
+
+
 MIGRATIONS = [
     Migration("reading.0001.worklist", _create),
     Migration("reading.0003.query_indexes", _indexes_for_the_usual_questions),
     Migration("reading.0004.birth_date_and_sex", _add_birth_date_and_sex),
+    Migration("reading.0005.flag", _add_flag),
 ]
 
 
@@ -227,6 +234,7 @@ def row_json(row: Row) -> dict[str, Any]:
         "assignedTo": row["claimed_by"],
         "reportStatus": row["report_status"],
         "aiSummary": row["ai_summary"],
+        "flagged": bool(row["flagged"]),
         "arrival": row["arrived_at"],
         "stable": row["stable_at"],
         "firstOpened": row["first_opened_at"],
@@ -388,6 +396,25 @@ class Worklist:
         if not rows:
             raise NotInWorklist(study_id)
         return rows[0]
+
+    def annotate(self, study_id: str, summary: str, *, flagged: bool) -> bool:
+        """What an analysis says of the study, shown in its row. ``flagged`` (something
+        critical awaits review) raises the study to stat, never lowers it: once reviewed,
+        the flag goes and the priority stays what it is (a reader may lower it). False
+        when the study is not in the worklist (yet, or any more)."""
+        return bool(
+            self.db.execute(
+                f"UPDATE {TABLE} SET ai_summary = :summary, flagged = :flagged,"
+                " priority = CASE WHEN :flagged = 1 AND priority < :stat THEN :stat"
+                " ELSE priority END WHERE study_id = :id RETURNING 1",
+                {
+                    "summary": summary,
+                    "flagged": int(flagged),
+                    "stat": int(Priority.STAT),
+                    "id": study_id,
+                },
+            )
+        )
 
     def write(self, study_id: str, user: str, *, expired_before: str) -> None:
         """The claim holder writes: the study is a draft, the claim stays alive."""

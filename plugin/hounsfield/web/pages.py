@@ -61,17 +61,20 @@ def _asset(request: Request, folder: Path, listed: Mapping[str, str]) -> Respons
 def page_routes(
     prefix: str,
     folder: Path,
-    index: str,
+    index: str | None,
     assets: Mapping[str, str],
     roles: Iterable[Role],
 ) -> RouteTable:
-    """A page at ``prefix`` (the HTML file ``index``) and its ``assets`` (file name: content
-    type) at ``prefix/<name>``, all from ``folder``, for ``roles``."""
+    """A page at ``prefix`` (the HTML file ``index``; None: no page, files only) and its
+    ``assets`` (file name: content type) at ``prefix/<name>``, all from ``folder``, for
+    ``roles``."""
     table, allowed = RouteTable(), frozenset(roles)
 
-    @table.get(prefix, roles=allowed, page=True)
-    def page(request: Request) -> Response:
-        return _page(folder / index)
+    if index is not None:
+
+        @table.get(prefix, roles=allowed, page=True)
+        def page(request: Request) -> Response:
+            return _page(folder / index)
 
     @table.get(prefix + "/{asset}", roles=allowed, page=True)
     def asset(request: Request) -> Response:

@@ -5,6 +5,7 @@ cleanly while the other analyses go on."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +16,36 @@ import pytest
 from tests.support.ai import Head, Phantom, Sphere, ct_slices, store_series, wait_for_jobs
 from tests.support.reading import Department, reading_server
 from tests.support.server import wait_for
+from tests.support.vlm import FakeServer, serving
+from tests.unit.ai.test_onnx import install, threshold_model
 
 METAL = Sphere(centre=(20, 40, 56), radius_mm=6.0, hu=3000)
 BLEED = Sphere(centre=(20, 40, 52), radius_mm=10.0, hu=70)
 
 
 @pytest.fixture(scope="module")
-def department(tmp_path_factory: pytest.TempPathFactory, dicom_file) -> Iterator[Department]:
-    orthanc = reading_server(tmp_path_factory.mktemp("ai"), "hounsfield.reading", "hounsfield.ai")
+def vlm() -> Iterator[FakeServer]:
+    with serving() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where an admin installs ONNX models (empty at start: installed while running)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def department(
+    tmp_path_factory: pytest.TempPathFactory, dicom_file, models: Path, vlm: FakeServer
+) -> Iterator[Department]:
+    orthanc = reading_server(
+        tmp_path_factory.mktemp("ai"),
+        "hounsfield.reading",
+        "hounsfield.ai",
+        hounsfield_ai__models=str(models),
+        hounsfield_ai__remote={"BaseUrl": vlm.url, "Model": "vlm-test", "TimeoutSeconds": 5},
+    )
     department = Department(orthanc, dicom_file)
     department.hire("dr-eve", "radiologist")
     department.hire("tech-tom", "technician")
@@ -206,3 +229,92 @@ def test_reviews_that_make_no_sense_are_refused(department: Department, abdomen:
         "dr-eve", "POST", "/api/findings/999999/review", json={"decision": "confirmed"}
     )
     assert missing.status_code == 404
+
+
+def ct_series(department: Department, study: str) -> str:
+    series = department.orthanc.get(f"/studies/{study}/series").json()
+    return next(s["ID"] for s in series if s["MainDicomTags"]["Modality"] == "CT")
+
+
+def analyse(department: Department, study: str, analyzer: str) -> dict:
+    """Run ``analyzer`` on the study's CT series now; its job once finished."""
+    body = {"analyzers": [analyzer], "series": [ct_series(department, study)]}
+    queued = department.call("tech-tom", "POST", f"/api/studies/{study}/analyze", json=body)
+    assert queued.status_code == 202, queued.text
+    [job] = wait_for_jobs(department.orthanc, [j["id"] for j in queued.json()["jobs"]])
+    return job
+
+
+# A model an admin installs: two classes, voxels above 100 HU the second ("lesion"); the
+# volume as it is (no resampling: the shape is the phantom's own).
+DESCRIPTOR = {
+    "Version": "1",
+    "Input": {"Shape": [1, 1, 40, 96, 96], "Normalisation": {"Mean": 0, "Std": 1}},
+    "Segmentation": {
+        "Classes": [
+            {
+                "Name": "lesion",
+                "Code": "52988006",
+                "Meaning": "Lesion",
+                "Severity": "moderate",
+                "Abnormal": True,
+                "Findings": "component",
+            }
+        ]
+    },
+}
+
+
+def test_an_onnx_model_an_admin_installs_runs_the_whole_way(
+    department: Department, abdomen: str, models: Path
+) -> None:
+    install(models, "lesions", threshold_model([1, 1, "D", "H", "W"]), DESCRIPTOR)
+    install(models, "broken", b"not a model at all", DESCRIPTOR)
+    offered = department.call("tech-tom", "GET", "/api/ai/analyzers").json()["analyzers"]
+    assert {"onnx:lesions", "onnx:broken"} <= set(offered)
+
+    job = analyse(department, abdomen, "onnx:lesions")
+    assert job["state"] == "succeeded", job
+    findings = department.call("dr-eve", "GET", f"/api/studies/{abdomen}/findings").json()
+    [lesion] = [f for f in findings["findings"] if f["analyzer"] == "onnx:lesions"]
+    assert lesion["volume_ml"] == pytest.approx(METAL.volume_ml, rel=0.10)
+    spacing = Phantom().spacing
+    k, r, c = METAL.centre
+    truth = np.array([c * spacing[2], r * spacing[1], k * spacing[0]])
+    assert np.abs(np.array(lesion["location"]["patient"]) - truth).max() <= 2 * max(spacing)
+    [analysis] = [a for a in findings["analyses"] if a["analyzer"] == "onnx:lesions"]
+    assert analysis["seg"] and analysis["sr"]
+
+    broken = analyse(department, abdomen, "onnx:broken")
+    assert broken["state"] == "failed" and "not an ONNX model" in broken["error"], broken
+
+
+def test_a_remote_model_sees_pixels_only_and_its_answer_is_checked(
+    department: Department, abdomen: str, vlm: FakeServer
+) -> None:
+    answer = {
+        "category": "nodule",
+        "description": "Small nodule",
+        "severity": "minor",
+        "confidence": 0.6,
+        "image": 1,
+        "x": 56,
+        "y": 40,
+    }
+    vlm.reply(json.dumps({"findings": [answer]}))
+    job = analyse(department, abdomen, "remote")
+    assert job["state"] == "succeeded", job
+    sent = b"".join(request.body for request in vlm.requests)
+    study_uid = department.row(abdomen)["studyInstanceUid"]
+    for identifier in ("AI-METAL", "PHANTOM", "CT abdomen", study_uid):
+        assert identifier.encode() not in sent
+    findings = department.call("dr-eve", "GET", f"/api/studies/{abdomen}/findings").json()
+    [nodule] = [f for f in findings["findings"] if f["analyzer"] == "remote"]
+    spacing = Phantom().spacing
+    assert nodule["location"]["patient"][:2] == pytest.approx([56 * spacing[2], 40 * spacing[1]])
+
+    vlm.reply("I cannot help with that.")
+    refused = analyse(department, abdomen, "remote")
+    assert refused["state"] == "failed" and refused["error"], refused
+    again = department.call("dr-eve", "GET", f"/api/studies/{abdomen}/findings").json()
+    assert [f["id"] for f in again["findings"]] == [f["id"] for f in findings["findings"]]

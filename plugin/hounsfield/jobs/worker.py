@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     queue = DatabaseJobQueue(database)
     orthanc = OrthancHttpClient.from_environment() if URL_VARIABLE in os.environ else None
     name = f"{args.node}/{args.slot}/{os.getpid()}"
-    worker = Worker(
-        queue, registry, node=args.node, name=name, orthanc=orthanc, database=database
-    )
+    worker = Worker(queue, registry, node=args.node, name=name, orthanc=orthanc, database=database)
     for warm_up in registry.worker_startup:  # in the background: jobs needing it just wait
         threading.Thread(target=_when_idle, args=(warm_up,), name="warm-up", daemon=True).start()
     log.info("ready; job kinds: %s", ", ".join(sorted(registry.job_kinds)) or "none")

@@ -8,11 +8,8 @@ import base64
 import io
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ from PIL import Image
 
 from hounsfield.ai.model import AnalysisError, Severity, Volume
 from hounsfield.ai.remote import RemoteAnalyzer, RemoteSettings
+from tests.support.vlm import FakeServer, serving
 
 LOW, HIGH = -160.0, 240.0  # the soft-tissue window (W400 L40) a CT abdomen is rendered with
 IDENTIFIERS = {
@@ -54,69 +52,10 @@ def make_volume(rows: int = 64, columns: int = 48, count: int = 10) -> Volume:
     )
 
 
-@dataclass
-class Received:
-    path: str
-    authorization: str | None
-    body: bytes
-
-
-@dataclass
-class FakeServer:
-    """An OpenAI-compatible endpoint that answers what the test sets, and keeps requests."""
-
-    url: str = ""
-    status: int = 200
-    answer: bytes = b"{}"
-    hang: bool = False
-    requests: list[Received] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def reply(self, content: str | None, finish: str = "stop", refusal: str | None = None) -> None:
-        message: dict[str, object] = {"role": "assistant", "content": content}
-        if refusal is not None:
-            message["refusal"] = refusal
-        choice = {"index": 0, "message": message, "finish_reason": finish}
-        self.answer = json.dumps({"id": "x", "object": "chat.completion", "choices": [choice]})
-        self.answer = self.answer.encode()
-
-    @property
-    def body(self) -> dict[str, object]:
-        [request] = self.requests
-        decoded: dict[str, object] = json.loads(request.body)
-        return decoded
-
-
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
-    fake = FakeServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            fake.requests.append(Received(self.path, self.headers.get("Authorization"), body))
-            if fake.hang:
-                fake.release.wait(10)
-                return
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(fake.answer)))
-            self.end_headers()
-            self.wfile.write(fake.answer)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{httpd.server_port}"
-    yield fake
-    fake.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with serving() as fake:
+        yield fake
 
 
 def analyzer(url: str, **settings: object) -> RemoteAnalyzer:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from hounsfield.ai import routes, store
+from hounsfield.ai.catalogue import ANALYZE
+from hounsfield.ai.settings import SECTION, AiSettings
 from hounsfield.api import STAFF, Event, JobContext, Registry
 from hounsfield.registry import ExtensionError
 from hounsfield.web.pages import PAGES_DIRECTORY
@@ -21,18 +24,15 @@ from hounsfield.web.pages import PAGES_DIRECTORY
 NEEDS = "reading.0001.worklist"  # the reading worklist, where findings flag studies
 
 
-def analyze(job: JobContext, settings: Any) -> dict[str, Any]:
-    """The ``ai.analyze`` job, imported where it runs (a worker) only."""
+def analyze(job: JobContext, settings: AiSettings) -> dict[str, Any]:
+    """The ``ai.analyze`` job, imported where it runs (a worker) only: highdicom and the
+    analyzers' scipy stay out of Orthanc's process."""
     from hounsfield.ai import tasks
 
     return tasks.analyze(job, settings)
 
 
 def register(registry: Registry) -> None:
-    from hounsfield.ai import routes, store
-    from hounsfield.ai.catalogue import ANALYZE
-    from hounsfield.ai.settings import SECTION, AiSettings
-
     if not any(migration.name == NEEDS for migration in registry.migrations):
         raise ExtensionError("hounsfield.ai needs hounsfield.reading, listed before it")
     settings = registry.section(AiSettings, SECTION)

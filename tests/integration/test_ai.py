@@ -19,6 +19,7 @@ from tests.support.server import wait_for
 from tests.support.vlm import FakeServer, serving
 from tests.unit.ai.test_onnx import install, threshold_model
 
+MAX_VOXELS = 1_000_000  # the phantoms are 40 x 96 x 96; a 512 x 512 series of 8 is more
 METAL = Sphere(centre=(20, 40, 56), radius_mm=6.0, hu=3000)
 BLEED = Sphere(centre=(20, 40, 52), radius_mm=10.0, hu=70)
 
@@ -45,6 +46,7 @@ def department(
         "hounsfield.ai",
         hounsfield_ai__models=str(models),
         hounsfield_ai__remote={"BaseUrl": vlm.url, "Model": "vlm-test", "TimeoutSeconds": 5},
+        hounsfield_ai__max_voxels=MAX_VOXELS,
     )
     department = Department(orthanc, dicom_file)
     department.hire("dr-eve", "radiologist")
@@ -318,3 +320,12 @@ def test_a_remote_model_sees_pixels_only_and_its_answer_is_checked(
     assert refused["state"] == "failed" and refused["error"], refused
     again = department.call("dr-eve", "GET", f"/api/studies/{abdomen}/findings").json()
     assert [f["id"] for f in again["findings"]] == [f["id"] for f in findings["findings"]]
+
+
+def test_a_series_larger_than_the_server_analyses_fails_before_it_is_read(
+    department: Department,
+) -> None:
+    huge = np.zeros((8, 512, 512), np.float32)
+    study = store_series(department.orthanc, ct_slices(huge, (1.0, 0.5, 0.5), patient_id="AI-HUGE"))
+    job = analyse(department, study, "metal")
+    assert job["state"] == "failed" and "more than the 1,000,000" in job["error"], job

@@ -4,6 +4,9 @@
 - ``metal``: metal and high-density foreign bodies (CT and CBCT);
 - ``intracranial``: hyperdense intracranial regions, a screening aid (head CT);
 - ``quality``: noise, uniformity, rings, metal streaks, truncation (CT and CBCT).
+
+What they share: ``regions`` (connected regions measured on the volume's grid, bounding
+boxes) and ``grid`` (the coarser analysis grid, the per-slice morphology).
 """
 
 from __future__ import annotations

@@ -43,14 +43,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from hounsfield.ai.analyzers.lung import (
-    FACES,
-    block_mean,
-    coarse_factors,
-    expand,
-    fill_holes_per_slice,
+from hounsfield.ai.analyzers.grid import FACES, CoarseVolume, coarse_axial, fill_holes_per_slice
+from hounsfield.ai.analyzers.regions import (
+    bounding_box,
+    measure_regions,
+    region_sizes,
+    regions_mask,
 )
-from hounsfield.ai.analyzers.metal import bounding_box, measure_regions, require_volume
 from hounsfield.ai.model import (
     Analysis,
     AnalysisError,
@@ -82,29 +81,22 @@ class IntracranialAnalyzer:
     grid_mm: float = 1.0
 
     def analyze(self, volume: Volume) -> Analysis:
-        voxels = require_volume(volume, min_slices=3)
-        if abs(float(volume.normal[2])) < 0.7:
-            raise AnalysisError("intracranial analysis needs axial slices")
-        factors = coarse_factors(volume, self.grid_mm)
-        coarse = block_mean(voxels, factors)
-        spacing = tuple(s * f for s, f in zip(volume.spacing, factors, strict=True))
-        coarse_ml = float(np.prod(spacing)) / 1000.0
-
-        cavity = self._cavity(coarse, spacing, coarse_ml)
+        grid = coarse_axial(volume, self.grid_mm, what="intracranial analysis")
+        cavity = self._cavity(grid)
         box = bounding_box(cavity, margin=1)
         assert box is not None  # the cavity is not empty
-        local = ndimage.uniform_filter(coarse[box], size=(1, 3, 3))
+        local = ndimage.uniform_filter(grid.coarse[box], size=(1, 3, 3))
         candidates = cavity[box] & (local >= self.low_hu) & (local <= self.high_hu)
         labels, _ = ndimage.label(candidates, structure=FACES)
         regions = measure_regions(
             labels,
-            coarse[box],
+            grid.coarse[box],
             volume,
             min_ml=self.min_region_ml,
-            factors=factors,
-            offset=tuple(s.start * f for s, f in zip(box, factors, strict=True)),
+            factors=grid.factors,
+            offset=tuple(s.start * f for s, f in zip(box, grid.factors, strict=True)),
         )
-        cavity_ml = float(cavity.sum()) * coarse_ml
+        cavity_ml = float(cavity.sum()) * grid.voxel_ml
         findings = tuple(
             Finding(
                 key=f"hyperdensity-{number}",
@@ -143,18 +135,13 @@ class IntracranialAnalyzer:
         )
         segmentations: tuple[Segmentation, ...] = ()
         if regions:
-            keep = np.zeros(int(labels.max()) + 1, dtype=bool)
-            keep[[region.label for region in regions]] = True
-            coarse_mask = np.zeros(coarse.shape, dtype=bool)
-            coarse_mask[box] = keep[labels]
-            mask = expand(coarse_mask, factors, voxels.shape)
+            mask = grid.expand(regions_mask(labels, regions, cavity.shape, box))
             segmentations = (Segmentation("Hyperdense region", mask, LESION, abnormal=True),)
         return Analysis(self.name, self.version, findings, measurements, segmentations)
 
-    def _cavity(
-        self, coarse: np.ndarray, spacing: tuple[float, ...], coarse_ml: float
-    ) -> np.ndarray:
+    def _cavity(self, grid: CoarseVolume) -> np.ndarray:
         """The cranial cavity on the coarse grid, or AnalysisError when there is none."""
+        coarse, spacing = grid.coarse, grid.spacing
         bone = coarse > self.bone_hu
         box = bounding_box(bone)
         if box is None:
@@ -175,13 +162,12 @@ class IntracranialAnalyzer:
         labels, count = ndimage.label(inside, structure=FACES)
         if count == 0:
             raise AnalysisError("no skull found: not a head CT")
-        sizes = np.bincount(labels[labels > 0].ravel(), minlength=count + 1)
-        sizes[0] = 0
+        sizes = region_sizes(labels, count)
         largest = int(np.argmax(sizes))
         cavity_part = labels == largest
         values = coarse[box][cavity_part]
         brain_like = float(np.mean((values >= -20) & (values <= 100)))
-        if sizes[largest] * coarse_ml < self.min_cavity_ml or brain_like < self.brain_fraction:
+        if sizes[largest] * grid.voxel_ml < self.min_cavity_ml or brain_like < self.brain_fraction:
             raise AnalysisError("no skull found: not a head CT")
         cavity = np.zeros(coarse.shape, dtype=bool)
         cavity[box] = cavity_part

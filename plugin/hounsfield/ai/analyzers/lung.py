@@ -47,13 +47,21 @@ its voxels (Dice 0.993), along the edges, and LAA%-950 is 7.75 % for a truth of 
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from hounsfield.ai.analyzers.metal import bounding_box, require_volume
+from hounsfield.ai.analyzers.grid import (
+    EIGHT,
+    FACES,
+    IN_PLANE,
+    CoarseVolume,
+    coarse_axial,
+    fill_holes_per_slice,
+    reaching_border,
+)
+from hounsfield.ai.analyzers.regions import bounding_box, region_sizes
 from hounsfield.ai.model import (
     Analysis,
     AnalysisError,
@@ -65,57 +73,6 @@ from hounsfield.ai.model import (
 )
 
 LUNG = ("39607008", "Lung")  # SNOMED CT
-FACES = ndimage.generate_binary_structure(3, 1)  # 6-connectivity
-IN_PLANE = np.zeros((3, 3, 3), dtype=bool)  # 4-connectivity within each slice only
-IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
-EIGHT = np.ones((3, 3), dtype=bool)
-
-
-def coarse_factors(volume: Volume, grid_mm: float) -> tuple[int, int, int]:
-    """How many voxels along each axis make one voxel of about ``grid_mm``."""
-    shape = volume.voxels.shape
-    f = [max(1, min(int(grid_mm // s), n)) for s, n in zip(volume.spacing, shape, strict=True)]
-    return (f[0], f[1], f[2])
-
-
-def block_mean(voxels: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """The mean of each block of ``factors`` voxels (the remainder at the far end of each
-    axis is left out): a coarser grid with less noise."""
-    if factors == (1, 1, 1):
-        return voxels
-    k, r, c = (n // f for n, f in zip(voxels.shape, factors, strict=True))
-    fk, fr, fc = factors
-    total = np.zeros((k, r, c), dtype=np.float32)
-    for a, b, d in itertools.product(range(fk), range(fr), range(fc)):
-        total += voxels[a : k * fk : fk, b : r * fr : fr, d : c * fc : fc]
-    total /= fk * fr * fc
-    return total
-
-
-def expand(coarse: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
-    """A coarse array back on the full grid (each value repeated over its block; the far
-    remainder takes the last block's value)."""
-    out = coarse
-    for axis, f in enumerate(factors):
-        if f > 1:
-            out = np.repeat(out, f, axis=axis)
-    pad = [(0, n - m) for n, m in zip(shape, out.shape, strict=True)]
-    if any(after for _, after in pad):
-        out = np.pad(out, pad, mode="edge")
-    return out
-
-
-def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """Each axial slice's holes filled: the parts of the background that do not reach the
-    slice's border (one labelling of the whole volume, no loop over slices)."""
-    background, count = ndimage.label(~mask, structure=IN_PLANE)
-    if count == 0:
-        return mask
-    reaches = np.zeros(count + 1, dtype=bool)
-    for edge in (background[:, 0], background[:, -1], background[:, :, 0], background[:, :, -1]):
-        reaches[np.unique(edge)] = True
-    reaches[0] = True  # the mask itself
-    return mask | ~reaches[background]
 
 
 def body_threshold(voxels: np.ndarray, start: float = -500.0) -> float:
@@ -138,16 +95,6 @@ def body_threshold(voxels: np.ndarray, start: float = -500.0) -> float:
     return threshold
 
 
-def outside_air(air: np.ndarray) -> np.ndarray:
-    """The air of each slice connected to that slice's border."""
-    labels, count = ndimage.label(air, structure=IN_PLANE)
-    reaches = np.zeros(count + 1, dtype=bool)
-    for edge in (labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]):
-        reaches[np.unique(edge)] = True
-    reaches[0] = False
-    return reaches[labels]
-
-
 @dataclass(frozen=True)
 class LungAnalyzer:
     """Lungs, their volumes and LAA%-950 on chest CT (see the module's docstring)."""
@@ -168,17 +115,11 @@ class LungAnalyzer:
     grid_mm: float = 1.5
 
     def analyze(self, volume: Volume) -> Analysis:
-        voxels = require_volume(volume, min_slices=3)
-        if abs(float(volume.normal[2])) < 0.7:
-            raise AnalysisError("lung analysis needs axial slices")
-        factors = coarse_factors(volume, self.grid_mm)
-        coarse = block_mean(voxels, factors)
-        spacing = tuple(s * f for s, f in zip(volume.spacing, factors, strict=True))
-        coarse_ml = float(np.prod(spacing)) / 1000.0
-
+        grid = coarse_axial(volume, self.grid_mm, what="lung analysis")
+        coarse, spacing = grid.coarse, grid.spacing
         threshold = body_threshold(coarse)
         air = coarse < threshold
-        outside = outside_air(air)
+        outside = reaching_border(air)  # the air outside the body, slice by slice
         inside = air & ~outside
         airways = self._airways(
             coarse, inside, ~outside, spacing, superior_last=volume.normal[2] > 0
@@ -189,10 +130,9 @@ class LungAnalyzer:
             rim = max(1, round(self.airway_rim_mm / spacing[1]))
             grown = ndimage.binary_dilation(airways[box], structure=IN_PLANE, iterations=rim)
             inside[box] &= ~grown
-        lungs = self._lungs(inside, coarse_ml)
+        lungs = self._lungs(inside, grid.voxel_ml)
         labels = self._smooth(lungs, spacing)
-        full = expand(labels, factors, voxels.shape)
-        return self._report(volume, voxels, full, labels, factors)
+        return self._report(volume, grid, labels)
 
     def _airways(
         self,
@@ -264,8 +204,7 @@ class LungAnalyzer:
     def _lungs(self, inside: np.ndarray, coarse_ml: float) -> np.ndarray:
         """Labels 1 (and 2): the largest air components in the body."""
         labels, count = ndimage.label(inside, structure=FACES)
-        sizes = np.bincount(labels[labels > 0].ravel(), minlength=count + 1)
-        sizes[0] = 0
+        sizes = region_sizes(labels, count)
         order = np.argsort(sizes)[::-1]
         if count == 0 or sizes[order[0]] * coarse_ml < self.min_lung_ml:
             raise AnalysisError("no lung fields in this volume")
@@ -292,25 +231,21 @@ class LungAnalyzer:
             out[box][part & free] = number
         return out
 
-    def _report(
-        self,
-        volume: Volume,
-        voxels: np.ndarray,
-        full: np.ndarray,
-        coarse: np.ndarray,
-        factors: tuple[int, int, int],
-    ) -> Analysis:
-        low = voxels < self.laa_threshold_hu
+    def _report(self, volume: Volume, grid: CoarseVolume, labels: np.ndarray) -> Analysis:
+        full = grid.expand(labels)
+        low = grid.voxels < self.laa_threshold_hu
         lung = full > 0
         total = int(lung.sum())
         emphysematous = int((low & lung).sum())
         laa = 100.0 * emphysematous / total
         measurements = [Measurement("Lung volume", round(total * volume.voxel_ml, 1), "ml", "Lung")]
-        if coarse.max() == 2:
+        if labels.max() == 2:
             sides = {}
             for number in (1, 2):
-                centre = ndimage.center_of_mass(coarse == number)
-                voxel = tuple(c * f + (f - 1) / 2 for c, f in zip(centre, factors, strict=True))
+                centre = ndimage.center_of_mass(labels == number)
+                voxel = tuple(
+                    c * f + (f - 1) / 2 for c, f in zip(centre, grid.factors, strict=True)
+                )
                 x = volume.patient_point((voxel[0], voxel[1], voxel[2]))[0]
                 part = full == number
                 count = int(part.sum())

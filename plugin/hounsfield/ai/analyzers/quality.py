@@ -65,11 +65,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from hounsfield.ai.analyzers.metal import bounding_box, require_volume
+from hounsfield.ai.analyzers.grid import EIGHT
+from hounsfield.ai.analyzers.regions import bounding_box, region_sizes, require_volume
 from hounsfield.ai.model import Analysis, Finding, Measurement, Severity, Volume
 
 HU = "[hnsf'U]"
-EIGHT = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,7 @@ def _object(image: np.ndarray) -> _Slice:
     labels, count = ndimage.label(image > -500, structure=EIGHT)
     if count == 0:
         return _Slice(image, np.zeros(image.shape, dtype=bool))
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    sizes[0] = 0
+    sizes = region_sizes(labels, count)
     return _Slice(image, ndimage.binary_fill_holes(labels == int(np.argmax(sizes))))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hounsfield.ai.analyzers import BUILT_IN
-from hounsfield.ai.analyzers.lung import LungAnalyzer, block_mean, expand
+from hounsfield.ai.analyzers.lung import LungAnalyzer
 from hounsfield.ai.model import Analysis, AnalysisError, Severity
 from tests.unit.ai.phantoms import Chest, chest_phantom, head_phantom, volume_of
 
@@ -126,17 +126,6 @@ def test_a_coarser_analysis_grid_gives_the_same_figures(
             assert measured(coarse)[name] == pytest.approx(value, rel=0.1)
         else:
             assert measured(coarse)[name] == pytest.approx(value, abs=0.5)
-
-
-def test_block_means_and_their_expansion() -> None:
-    voxels = np.arange(2 * 5 * 7, dtype=np.float32).reshape(2, 5, 7)
-    coarse = block_mean(voxels, (1, 2, 3))
-    assert coarse.shape == (2, 2, 2)
-    assert coarse[0, 0, 0] == pytest.approx(voxels[0, :2, :3].mean())
-    assert coarse[1, 1, 1] == pytest.approx(voxels[1, 2:4, 3:6].mean())
-    back = expand(coarse, (1, 2, 3), voxels.shape)
-    assert back.shape == voxels.shape
-    assert back[1, 4, 6] == coarse[1, 1, 1]  # the remainder takes the last block's value
 
 
 def test_slices_stored_head_first_with_rows_going_anterior(

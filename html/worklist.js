@@ -145,17 +145,57 @@
     return button;
   }
 
+  // The priority, and a flag when an analysis found something critical nobody has
+  // reviewed yet (an icon, and words for those who do not see it).
+  function priority(study) {
+    const both = document.createDocumentFragment();
+    both.append(reading.badge("priority", study.priority));
+    if (study.flagged) {
+      const flag = document.createElement("span");
+      flag.className = "flag";
+      flag.title = t("worklist.flagged");
+      const icon = document.createElement("span");
+      icon.setAttribute("aria-hidden", "true");
+      icon.textContent = "⚑";
+      const words = document.createElement("span");
+      words.className = "visually-hidden";
+      words.textContent = t("worklist.flagged");
+      flag.append(icon, words);
+      both.append(flag);
+    }
+    return both;
+  }
+
+  // The study's description, and under it what the AI analyses found (when they did).
+  function description(study) {
+    const both = document.createDocumentFragment();
+    both.append(study.description || "");
+    if (study.aiSummary) {
+      const summary = document.createElement("small");
+      summary.className = "ai-summary" + (study.flagged ? " flagged" : "");
+      const label = document.createElement("span");
+      label.className = "ai-label";
+      label.textContent = t("worklist.ai");
+      summary.append(label, " ", study.aiSummary);
+      both.append(summary);
+    }
+    return both;
+  }
+
   function row(study) {
     const tr = document.createElement("tr");
     tr.tabIndex = 0;
     tr.dataset.id = study.id;
     tr.dataset.priority = study.priority;
+    if (study.flagged) {
+      tr.dataset.flagged = "true";
+    }
     tr.append(
-      cell(reading.badge("priority", study.priority)),
+      cell(priority(study), "priority"),
       cell(patient(study), "patient"),
       cell(study.accession),
       cell(study.modalities.join(", ")),
-      cell(study.description, "description"),
+      cell(description(study), "description"),
       cell(dicomDate(study.studyDate), "nowrap"),
       cell(t("worklist.images", { series: study.series, instances: study.instances }), "number"),
       cell(reading.badge("status", study.status)),

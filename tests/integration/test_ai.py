@@ -111,7 +111,7 @@ def test_metal_is_found_where_it_is_and_stored_as_sr_and_seg(
     assert np.abs(np.array(metal["location"]["patient"]) - truth).max() <= 2 * max(spacing)
     assert metal["volume_ml"] == pytest.approx(METAL.volume_ml, rel=0.10)
     assert metal["severity"] == "minor" and metal["review"] is None
-    assert "foreign-body" in answer["summary"]
+    assert "foreign body" in answer["summary"]
 
     analysis = next(a for a in answer["analyses"] if a["analyzer"] == "metal")
     for instance in (analysis["sr"], analysis["seg"]):
@@ -122,7 +122,7 @@ def test_metal_is_found_where_it_is_and_stored_as_sr_and_seg(
     }
     assert modalities == {"CT", "SR", "SEG"}
     row = department.row(abdomen)
-    assert "foreign-body" in row["aiSummary"] and not row["flagged"]
+    assert "foreign body" in row["aiSummary"] and not row["flagged"]
 
 
 def test_analysing_again_writes_the_same_objects_and_findings(

@@ -314,10 +314,13 @@ class Summary:
 
     @classmethod
     def of(cls, rows: list[Row]) -> Summary:
+        """From the study's findings as reviewed: a rejected one does not count, a
+        corrected one counts with the reviewer's severity and category."""
+        reviewed = [{**_effective(row), "review": row["review"]} for row in rows]
         shown = [
             row
-            for row in rows
-            if row["severity"] != Severity.NORMAL and row["review"] != "rejected"
+            for row in reviewed
+            if row["severity"] != Severity.NORMAL and row["review"] != Decision.REJECTED
         ]
         critical = [row for row in shown if row["severity"] == Severity.CRITICAL]
         waiting = [row for row in critical if row["review"] is None]
@@ -328,5 +331,14 @@ class Summary:
             parts.append(f"{len(critical)} critical")
         if waiting:
             parts.append(f"{len(waiting)} to review")
-        categories = sorted({row["category"] for row in shown})
+        categories = sorted({row["category"].replace("-", " ") for row in shown})
         return cls(f"{', '.join(parts)}: {', '.join(categories)}"[:200], bool(waiting))
+
+
+def _effective(row: Row) -> dict[str, str]:
+    """A finding's severity and category after its review's corrections."""
+    changes = json.loads(row["changes"] or "{}") if row["review"] == Decision.MODIFIED else {}
+    return {
+        "severity": changes.get("severity", row["severity"]),
+        "category": changes.get("category", row["category"]),
+    }

@@ -141,3 +141,16 @@ def test_rejected_and_normal_findings_are_not_counted(database: Database) -> Non
     metal_row = next(row for row in rows if row["key"] == "metal-1")
     findings.review(metal_row["id"], Decision.REJECTED, reviewer="dr-eve", notes="", changes={})
     assert Summary.of(findings.of_study("study-a")).text == "no findings"
+
+
+def test_a_corrected_finding_counts_as_corrected(database: Database) -> None:
+    findings = Findings(database)
+    [row] = record(findings, "intracranial", CRITICAL)
+    findings.review(
+        row["id"],
+        Decision.MODIFIED,
+        reviewer="dr-eve",
+        notes="calcification",
+        changes={"severity": "minor", "category": "calcification"},
+    )
+    assert Summary.of(findings.of_study("study-a")).text == "1 finding: calcification"

@@ -54,7 +54,6 @@ sees it.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -78,11 +77,15 @@ from hounsfield.ai.model import (
     Volume,
     Voxel,
 )
+from hounsfield.untrusted import InputRefused
+from hounsfield.untrusted.jsontext import parse_json
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 DESCRIPTOR_FILE = "descriptor.json"
+MAX_DESCRIPTOR = 1 << 20  # bytes
+MAX_DEPTH = 16  # a descriptor nests 5 levels
 THREADS = 2  # per session: analyses run beside Orthanc and other jobs, not alone on the host
 _MAX_DIMENSION = 4096
 # onnxruntime's element types we feed (the volume is cast to the model's)
@@ -242,14 +245,14 @@ def _summarise(error: ValidationError) -> str:
 def read_descriptor(path: Path) -> Descriptor:
     """The descriptor at ``path``, or AnalysisError saying what is wrong with it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise AnalysisError(f"no {DESCRIPTOR_FILE} in {path.parent}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise AnalysisError(f"cannot read {path}: {exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = parse_json(raw, max_bytes=MAX_DESCRIPTOR, max_depth=MAX_DEPTH)
+    except InputRefused as exc:
         raise AnalysisError(f"{DESCRIPTOR_FILE} is not valid JSON: {exc}") from None
     try:
         return Descriptor.model_validate(data)

@@ -42,10 +42,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic.alias_generators import to_pascal
 
 from hounsfield.ai.model import Analysis, AnalysisError, Finding, Severity, Volume, Voxel
+from hounsfield.untrusted import InputRefused
+from hounsfield.untrusted.jsontext import parse_json
 
 NAME = "remote"
 PROMPT_VERSION = "1"  # part of the analyzer's version: a new prompt gives new results
 MAX_ANSWER = 4 << 20  # bytes read from the server
+MAX_DEPTH = 16  # the schema nests 3 levels
 CHEST = ("CHEST", "THORAX", "LUNG")
 
 
@@ -328,15 +331,15 @@ class RemoteAnalyzer:
         content: str,
     ) -> tuple[Finding, ...]:
         text = _fenced(content)
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            if not text.startswith(("{", "[")):
-                raise AnalysisError(
-                    f"{self.name}: the model answered no JSON (a refusal?): {text[:200]!r}"
-                ) from None
-            raise AnalysisError(f"{self.name}: malformed JSON in the answer: {exc}") from None
-        try:
+        if not text.startswith(("{", "[")):
+            raise AnalysisError(
+                f"{self.name}: the model answered no JSON (a refusal?): {text[:200]!r}"
+            )
+        try:  # bounded first: a hostile or broken server may nest without end
+            parse_json(text.encode("utf-8"), max_bytes=MAX_ANSWER, max_depth=MAX_DEPTH)
+        except InputRefused as exc:
+            raise AnalysisError(f"{self.name}: the answer is not usable JSON: {exc}") from None
+        try:  # strict JSON-mode validation: "critical" is a Severity, "0.5" no number
             answer = RemoteAnswer.model_validate_json(text)
         except ValidationError as exc:
             raise AnalysisError(

@@ -37,7 +37,6 @@ DESCRIPTIVE_TAGS = (
 )
 NOT_IMAGES = {"SR", "DOC", "KO", "PR", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "REG"}
 TOLERANCE = 1e-3  # direction cosines
-GEOMETRY = {"ImagePositionPatient": 3, "ImageOrientationPatient": 6, "PixelSpacing": 2}
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,11 @@ def load_series(orthanc: OrthancApi, series_id: str, *, max_voxels: int) -> Load
     if len(instances) < 2:
         raise AnalysisError("a single image is not a volume: at least two slices are needed")
     first = _read(orthanc, instances[0])
-    _check_image(first)
-    total = int(first.Rows) * int(first.Columns) * len(instances)
+    header = SliceHeader.of(first, 1)
+    total = header.rows * header.columns * len(instances)
     if total > max_voxels:
         raise AnalysisError(
-            f"{len(instances)} slices of {first.Rows}x{first.Columns} are {total:,} voxels,"
+            f"{len(instances)} slices of {header.rows}x{header.columns} are {total:,} voxels,"
             f" more than the {max_voxels:,} this server analyses (MaxVoxels)"
         )
     with ThreadPoolExecutor(FETCHERS) as pool:
@@ -71,21 +70,62 @@ def _read(orthanc: OrthancApi, instance: str) -> Dataset:
     return pydicom.dcmread(io.BytesIO(orthanc.get_bytes(f"/instances/{instance}/file")))
 
 
-def _check_image(ds: Dataset) -> None:
-    if "PixelData" not in ds:
-        raise AnalysisError(f"instance {ds.get('SOPInstanceUID', '?')} holds no pixel data")
-    if int(ds.get("SamplesPerPixel", 1)) != 1:
-        raise AnalysisError("colour images are not analysed (one sample per pixel needed)")
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        raise AnalysisError("multi-frame images are not analysed: send one image per slice")
-    if int(ds.get("BitsAllocated", 0)) not in (8, 16, 32):
-        raise AnalysisError(f"{ds.get('BitsAllocated')}-bit pixels are not analysed")
-    for name, length in GEOMETRY.items():
-        values = ds.get(name) or ()
-        if len(values) != length or not all(np.isfinite(float(v)) for v in values):
-            raise AnalysisError(f"slices without a valid {name} have no geometry to analyse")
-    if min(float(v) for v in ds.PixelSpacing) <= 0:
-        raise AnalysisError("PixelSpacing must be positive")
+def _numbers(ds: Dataset, name: str, count: int) -> tuple[float, ...]:
+    values = ds.get(name)
+    if values is None or isinstance(values, str | bytes):
+        values = ()
+    elif not isinstance(values, Sequence):
+        values = (values,)
+    numbers = tuple(float(v) for v in values)
+    if len(numbers) != count or not np.isfinite(numbers).all():
+        raise ValueError(f"{name} must hold {count} finite numbers")
+    return numbers
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """What a slice's header says about its place in a volume, read once and checked."""
+
+    rows: int
+    columns: int
+    position: tuple[float, ...]
+    orientation: tuple[float, ...]
+    pixel_spacing: tuple[float, ...]
+    slope: float
+    intercept: float
+    frame_of_reference: str
+
+    @classmethod
+    def of(cls, ds: Dataset, number: int) -> SliceHeader:
+        """``number`` names the slice in the error."""
+        if "PixelData" not in ds:
+            raise AnalysisError(f"slice {number} holds no pixel data")
+        try:
+            if int(ds.get("SamplesPerPixel", 1)) != 1:
+                raise AnalysisError("colour images are not analysed (one sample per pixel needed)")
+            if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+                raise AnalysisError("multi-frame images are not analysed: send one image per slice")
+            if int(ds.get("BitsAllocated", 0)) not in (8, 16, 32):
+                raise AnalysisError(f"{ds.get('BitsAllocated')}-bit pixels are not analysed")
+            header = cls(
+                rows=int(ds.Rows),
+                columns=int(ds.Columns),
+                position=_numbers(ds, "ImagePositionPatient", 3),
+                orientation=_numbers(ds, "ImageOrientationPatient", 6),
+                pixel_spacing=_numbers(ds, "PixelSpacing", 2),
+                slope=float(ds.get("RescaleSlope", 1)),
+                intercept=float(ds.get("RescaleIntercept", 0)),
+                frame_of_reference=str(ds.get("FrameOfReferenceUID", "")),
+            )
+        except (AttributeError, TypeError, ValueError, OverflowError) as error:
+            raise AnalysisError(
+                f"slice {number}'s header has no usable geometry: {error}"
+            ) from None
+        if min(header.rows, header.columns) < 1 or min(header.pixel_spacing) <= 0:
+            raise AnalysisError(f"slice {number} has no pixels or no positive PixelSpacing")
+        if not (np.isfinite(header.slope) and np.isfinite(header.intercept)):
+            raise AnalysisError(f"slice {number}'s rescale is not a finite number")
+        return header
 
 
 def _same(values: Sequence[object], what: str) -> None:
@@ -95,19 +135,18 @@ def _same(values: Sequence[object], what: str) -> None:
 
 def assemble(slices: Sequence[Dataset]) -> LoadedSeries:
     """The slices (any order) as one volume; raises ``AnalysisError`` when they are not."""
-    for ds in slices:
-        _check_image(ds)
-    orientation = np.array([[float(v) for v in ds.ImageOrientationPatient] for ds in slices])
+    headers = [SliceHeader.of(ds, number) for number, ds in enumerate(slices, start=1)]
+    orientation = np.array([header.orientation for header in headers])
     if np.abs(orientation - orientation[0]).max() > TOLERANCE:
         raise AnalysisError("the slices differ in orientation: not one volume")
-    _same([(int(ds.Rows), int(ds.Columns)) for ds in slices], "size")
-    _same([tuple(round(float(v), 4) for v in ds.PixelSpacing) for ds in slices], "pixel spacing")
-    _same([ds.get("FrameOfReferenceUID", "") for ds in slices], "frame of reference")
+    _same([(header.rows, header.columns) for header in headers], "size")
+    _same([tuple(round(v, 4) for v in header.pixel_spacing) for header in headers], "pixel spacing")
+    _same([header.frame_of_reference for header in headers], "frame of reference")
     row, column = orientation[0][:3], orientation[0][3:]
     normal = np.cross(row, column)
     if abs(np.linalg.norm(normal) - 1) > 0.01:
         raise AnalysisError("ImageOrientationPatient does not hold two unit perpendicular axes")
-    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in slices])
+    positions = np.array([header.position for header in headers])
     along = positions @ normal
     order = np.argsort(along, kind="stable")
     gaps = np.diff(along[order])
@@ -119,32 +158,34 @@ def assemble(slices: Sequence[Dataset]) -> LoadedSeries:
             f"uneven slice spacing ({gaps.min():.2f} to {gaps.max():.2f} mm): missing or"
             " extra slices"
         )
+    head = headers[order[0]]
+    voxels = np.empty((len(slices), head.rows, head.columns), np.float32)
     ordered = [slices[i] for i in order]
-    voxels = np.empty((len(ordered), int(ordered[0].Rows), int(ordered[0].Columns)), np.float32)
-    for index, ds in enumerate(ordered):
+    for index, i in enumerate(order):
         try:
-            pixels = ds.pixel_array
+            pixels = slices[i].pixel_array
         except Exception as error:  # pydicom's decoders raise many kinds
             raise AnalysisError(f"slice {index + 1}'s pixels cannot be decoded: {error}") from error
-        if pixels.dtype.kind not in "iu":
-            raise AnalysisError(f"{pixels.dtype} pixels are not analysed (integers needed)")
-        slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
-        voxels[index] = pixels.astype(np.float32) * slope + intercept
-        del ds.PixelData
-    head = ordered[0]
-    row_spacing, column_spacing = (float(v) for v in head.PixelSpacing)
-    x, y, z = (float(v) for v in positions[order[0]])
-    rx, ry, rz, cx, cy, cz = (float(v) for v in orientation[0])
+        if pixels.dtype.kind not in "iu" or pixels.shape != voxels.shape[1:]:
+            raise AnalysisError(
+                f"slice {index + 1}'s pixels ({pixels.dtype}, {pixels.shape}) are not"
+                f" {head.rows}x{head.columns} integers"
+            )
+        voxels[index] = pixels.astype(np.float32) * headers[i].slope + headers[i].intercept
+        del slices[i].PixelData
+    x, y, z = head.position
+    rx, ry, rz, cx, cy, cz = head.orientation
+    first = ordered[0]
     volume = Volume(
         voxels=voxels,
-        spacing=(spacing, row_spacing, column_spacing),
+        spacing=(spacing, head.pixel_spacing[0], head.pixel_spacing[1]),
         origin=(x, y, z),
         orientation=(rx, ry, rz, cx, cy, cz),
-        instances=tuple(str(ds.SOPInstanceUID) for ds in ordered),
-        sop_class=str(head.SOPClassUID),
-        series_uid=str(head.SeriesInstanceUID),
-        study_uid=str(head.StudyInstanceUID),
-        frame_of_reference=str(head.get("FrameOfReferenceUID", "")),
-        tags={name: str(head.get(name, "") or "") for name in DESCRIPTIVE_TAGS},
+        instances=tuple(str(ds.get("SOPInstanceUID", "")) for ds in ordered),
+        sop_class=str(first.get("SOPClassUID", "")),
+        series_uid=str(first.get("SeriesInstanceUID", "")),
+        study_uid=str(first.get("StudyInstanceUID", "")),
+        frame_of_reference=head.frame_of_reference,
+        tags={name: str(first.get(name, "") or "") for name in DESCRIPTIVE_TAGS},
     )
     return LoadedSeries(volume, tuple(ordered))

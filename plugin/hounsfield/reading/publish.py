@@ -17,9 +17,7 @@ from hounsfield.dicom_objects import STUDY_ATTRIBUTES, encode
 from hounsfield.reading import dicom, pdf
 from hounsfield.reading.settings import ReadingSettings
 from hounsfield.reading.templates import shelf
-from hounsfield.reading.worklist import modalities_of
-
-REPORT_MODALITIES = {"DOC", "SR"}  # the reports themselves: not what was imaged
+from hounsfield.reading.worklist import imaged_modalities
 
 
 def study_tags(job: JobContext, study_id: str) -> dict[str, Any] | None:
@@ -40,7 +38,7 @@ def publish(job: JobContext, settings: ReadingSettings) -> dict[str, Any]:
     if study is None:
         return {"published": False, "reason": "the study was deleted; the report is kept"}
     series = job.orthanc.get_json(f"/studies/{params['study']}/series")
-    imaged = [m for m in modalities_of(series) if m not in REPORT_MODALITIES]
+    imaged = imaged_modalities(series)
     templates = shelf(Path(settings.templates) if settings.templates else None)
     title = templates.title(params["template"], params["language"])
     first = (

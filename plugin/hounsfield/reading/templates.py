@@ -30,7 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from hounsfield.api import OrthancApi
 from hounsfield.i18n import LANGUAGES, REFERENCE
 from hounsfield.reading.model import SECTIONS
-from hounsfield.reading.worklist import fold, modalities_of
+from hounsfield.reading.worklist import fold, imaged_modalities
 
 SHIPPED = Path(__file__).parent / "templates"
 GENERIC = "generic"
@@ -57,7 +57,7 @@ class StudyFacts:
         study = orthanc.get_json(f"/studies/{study_id}")
         series = orthanc.get_json(f"/studies/{study_id}/series")
         tags, patient = study.get("MainDicomTags", {}), study.get("PatientMainDicomTags", {})
-        modalities = modalities_of(series)
+        modalities = imaged_modalities(series)
         derived, sample, words = [], None, set(_words(tags.get("StudyDescription", "")))
         for entry in sorted(series, key=lambda s: -len(s.get("Instances", ()))):
             words |= set(_words(entry["MainDicomTags"].get("SeriesDescription", "")))

@@ -120,6 +120,15 @@ def modalities_of(series: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(sorted({s["MainDicomTags"].get("Modality", "") for s in series} - {""}))
 
 
+# Objects about the images rather than images: reports (DOC, SR), masks (SEG), key image
+# notes (KO), presentation states (PR). A report's technique names what was imaged.
+ABOUT_IMAGES = frozenset({"DOC", "SR", "SEG", "KO", "PR"})
+
+
+def imaged_modalities(series: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    return tuple(m for m in modalities_of(series) if m not in ABOUT_IMAGES)
+
+
 @dataclass(frozen=True)
 class StudySummary:
     """What the worklist shows of a study, read from Orthanc."""

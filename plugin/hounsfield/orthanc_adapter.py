@@ -10,6 +10,7 @@ import atexit
 import json
 import logging
 import os
+import threading
 from typing import Any
 from urllib.parse import unquote
 
@@ -22,6 +23,14 @@ from hounsfield.events.types import Event
 from hounsfield.orthanc_api import OrthancError
 from hounsfield.web import Request, Response
 from hounsfield.web.pages import PAGES_DIRECTORY
+
+# Two of our threads storing at once through ``RestApiPost("/instances")`` deadlocked
+# Orthanc 1.10.1 with the Python plugin 4.0 (bench/ai.py, four parallel REST uploads of
+# 300 slices; py-spy: one thread inside Orthanc's store waiting for the GIL in our
+# received-instance callback, the other holding the GIL in ``RestApiPost``, waiting for
+# the store's lock). Waiting for a Python lock releases the GIL, so our stores queue here
+# instead; Orthanc's own roads (C-STORE, its REST) do not pass through this lock.
+_STORES = threading.Lock()
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
@@ -112,8 +121,10 @@ class PluginOrthancApi:
             return None
 
     def store(self, dicom: bytes) -> dict[str, Any]:
+        """One store at a time from our threads (see ``_STORES``)."""
         try:  # RestApiPost reaches Orthanc's built-in route, never our own /instances
-            return json.loads(orthanc.RestApiPost("/instances", dicom))
+            with _STORES:
+                return json.loads(orthanc.RestApiPost("/instances", dicom))
         except orthanc.OrthancException as error:
             raise _orthanc_error(error) from error
 

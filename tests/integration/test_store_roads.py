@@ -5,18 +5,22 @@ are refused and the sender is told, and Orthanc's own operations on stored serie
 from __future__ import annotations
 
 import io
+import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
+from tests.support.ai import ct_slices
 from tests.support.angiography import angiography_run, dciodvfy_errors
-from tests.support.server import OrthancServer, free_port, wait_for
+from tests.support.server import ADMIN_PASSWORD, OrthancServer, free_port, wait_for
 
 ROADS = ("c-store", "rest", "stow")
 
@@ -274,3 +278,41 @@ def _listening(port: int) -> bool:
     except OSError:
         time.sleep(0.1)
         return False
+
+
+def test_parallel_uploads_through_the_plugin_all_land(make_orthanc) -> None:
+    """Four clients upload 100 slices of 512 x 512 each at once through our POST /instances.
+    Orthanc 1.10.1 with the Python plugin 4.0 deadlocked on this (the whole server hung,
+    SIGTERM included) until our stores queued for one lock (orthanc_adapter._STORES)."""
+    server = make_orthanc(
+        stable_age=1,
+        hounsfield__workers=1,
+        hounsfield__extensions=["hounsfield.reading", "hounsfield.ai"],
+    ).start()
+    pixels = np.zeros((100, 512, 512), np.float32)
+    token = server.login("admin", ADMIN_PASSWORD)
+    failures: list[str] = []
+
+    def upload(client: int) -> None:
+        with server.client(token) as session:
+            for data in ct_slices(pixels, (1.0, 0.5, 0.5), patient_id=f"PARALLEL-{client}"):
+                answer = session.post(server.url("/instances"), data=data, timeout=60)
+                if answer.status_code != 200:
+                    failures.append(answer.text)
+
+    threads = [threading.Thread(target=upload, args=(n,), daemon=True) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    hung = [thread for thread in threads if thread.is_alive()]
+    if hung:
+        server.stop(signal.SIGKILL)
+    assert not hung, "the uploads hung"
+    assert failures == []
+    assert server.get("/api/health").status_code == 200
+    studies = server.get("/studies?expand").json()
+    assert (
+        sorted(len(server.get(f"/studies/{s['ID']}/instances").json()) for s in studies)
+        == [100] * 4
+    )

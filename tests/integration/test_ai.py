@@ -17,7 +17,7 @@ from tests.support.ai import Head, Phantom, Sphere, ct_slices, store_series, wai
 from tests.support.reading import Department, reading_server
 from tests.support.server import wait_for
 from tests.support.vlm import FakeServer, serving
-from tests.unit.ai.test_onnx import install, threshold_model
+from tests.unit.ai.test_onnx import SEGMENTER, install, threshold_model
 
 MAX_VOXELS = 1_000_000  # the phantoms are 40 x 96 x 96; a 512 x 512 series of 8 is more
 METAL = Sphere(centre=(20, 40, 56), radius_mm=6.0, hu=3000)
@@ -250,20 +250,8 @@ def analyse(department: Department, study: str, analyzer: str) -> dict:
 # A model an admin installs: two classes, voxels above 100 HU the second ("lesion"); the
 # volume as it is (no resampling: the shape is the phantom's own).
 DESCRIPTOR = {
-    "Version": "1",
+    **SEGMENTER,
     "Input": {"Shape": [1, 1, 40, 96, 96], "Normalisation": {"Mean": 0, "Std": 1}},
-    "Segmentation": {
-        "Classes": [
-            {
-                "Name": "lesion",
-                "Code": "52988006",
-                "Meaning": "Lesion",
-                "Severity": "moderate",
-                "Abnormal": True,
-                "Findings": "component",
-            }
-        ]
-    },
 }
 
 

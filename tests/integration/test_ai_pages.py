@@ -13,7 +13,6 @@ radiologist gets the panel in French.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +22,12 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.ai import Head, Phantom, Sphere, ct_slices, store_series
-from tests.support.reading import PASSWORD, Department, reading_server
+from tests.support.reading import PASSWORD, Department, reading_server, untranslated
 from tests.support.server import wait_for
 
 METAL = Sphere(centre=(20, 40, 56), radius_mm=6.0, hu=3000)
 BLEED = Sphere(centre=(20, 40, 52), radius_mm=10.0, hu=70)
 SHOTS = Path("/tmp/ai_pages")
-PAGES = Path(__file__).resolve().parents[2] / "html"
 
 
 @pytest.fixture(scope="module")
@@ -145,23 +143,6 @@ def millimetres(value: float) -> str:
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name), full_page=True)
-
-
-def untranslated(page: Page) -> set[str]:
-    """English words on the page that the French catalogue says otherwise."""
-    english = json.loads((PAGES / "i18n" / "en.json").read_text(encoding="utf-8"))
-    french = json.loads((PAGES / "i18n" / "fr.json").read_text(encoding="utf-8"))
-    shown = page.evaluate(
-        """() => [...document.querySelectorAll("body *")].flatMap((element) =>
-            [element.childNodes.length === 1 ? element.textContent : "",
-             element.getAttribute("title") || "", element.getAttribute("aria-label") || ""]
-        ).map((text) => text.trim()).filter(Boolean)"""
-    )
-    return {
-        text
-        for text in shown
-        if any(text == english[key] != french[key] for key in english if "{" not in english[key])
-    }
 
 
 def test_a_french_radiologist_sees_the_flag_and_the_findings_in_french(

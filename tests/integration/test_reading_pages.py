@@ -10,7 +10,6 @@ written and never run. A user whose language is French gets the pages in French.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +17,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.support.reading import PASSWORD, Department, reading_server, stored_study
+from tests.support.reading import PASSWORD, Department, reading_server, stored_study, untranslated
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, wait_for
 
 HOSTILE = '<img src=x onerror="window.__ran = true">'
 # "=" separates a person name's component groups in DICOM: markup without one
 HOSTILE_NAME = "Markup^<b>Bold</b><script>"
 REFRESH_SECONDS = 4  # worklist.js polls this often
-PAGES = Path(__file__).resolve().parents[2] / "html"
 
 
 @pytest.fixture(scope="module")
@@ -283,23 +281,6 @@ def test_a_french_radiologist_reads_in_french(
     expect(dom.locator("#report-title")).to_have_text("Report")
     assert department.call("dr-fr-dom", "GET", "/api/auth/me").json()["language"] == "en"
     no_page_errors(dom)
-
-
-def untranslated(page: Page) -> set[str]:
-    """English words on the page that the French catalogue says otherwise."""
-    english = json.loads((PAGES / "i18n" / "en.json").read_text(encoding="utf-8"))
-    french = json.loads((PAGES / "i18n" / "fr.json").read_text(encoding="utf-8"))
-    shown = page.evaluate(
-        """() => [...document.querySelectorAll("body *")].flatMap((element) =>
-            [element.childNodes.length === 1 ? element.textContent : "",
-             element.getAttribute("placeholder") || "", element.getAttribute("aria-label") || ""]
-        ).map((text) => text.trim()).filter(Boolean)"""
-    )
-    return {
-        text
-        for text in shown
-        if any(text == english[key] != french[key] for key in english if "{" not in english[key])
-    }
 
 
 def test_the_sign_in_page_speaks_the_browsers_language(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
 import requests
+from playwright.sync_api import Page
 
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
 
 PASSWORD = "reading-password-1"
+PAGES = Path(__file__).resolve().parents[2] / "html"
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 
@@ -59,3 +62,22 @@ def stored_study(orthanc: OrthancServer, path: Path) -> tuple[str, str]:
     uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
     found = orthanc.post("/tools/lookup", data=uid).json()
     return next(item["ID"] for item in found if item["Type"] == "Study"), uid
+
+
+def untranslated(page: Page) -> set[str]:
+    """English words on the page (text, titles, placeholders, labels) that the French
+    catalogue says otherwise: left untranslated on a French page."""
+    english = json.loads((PAGES / "i18n" / "en.json").read_text(encoding="utf-8"))
+    french = json.loads((PAGES / "i18n" / "fr.json").read_text(encoding="utf-8"))
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll("body *")].flatMap((element) =>
+            [element.childNodes.length === 1 ? element.textContent : "",
+             element.getAttribute("title") || "", element.getAttribute("placeholder") || "",
+             element.getAttribute("aria-label") || ""]
+        ).map((text) => text.trim()).filter(Boolean)"""
+    )
+    return {
+        text
+        for text in shown
+        if any(text == english[key] != french[key] for key in english if "{" not in english[key])
+    }

@@ -12,7 +12,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from hounsfield.db.cluster import ThrowawayCluster
-from tests.support.server import OrthancServer
+from tests.support.fhir import FhirServer
+from tests.support.server import OrthancServer, free_port
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,16 @@ def postgres_cluster() -> Iterator[ThrowawayCluster]:
 
 
 @pytest.fixture(scope="session")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+def hospital() -> Iterator[FhirServer]:
+    """The hospital's FHIR server, which the shared Orthanc's HIS extension asks."""
+    with FhirServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def orthanc(
+    tmp_path_factory: pytest.TempPathFactory, hospital: FhirServer
+) -> Iterator[OrthancServer]:
     server = OrthancServer(
         tmp_path_factory.mktemp("orthanc-shared"),
         hounsfield__workers=2,
@@ -34,9 +44,18 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
             "hounsfield.recon",
             "hounsfield.reading",
             "hounsfield.ai",
+            "hounsfield.his",
         ],
         # On demand only: CT series stored by other tests are not analysed behind them.
         hounsfield_ai__automatic=False,
+        # The hospital: its FHIR server (short timeouts: outages are tested) and an MLLP port.
+        hounsfield_his__fhir__base_url=hospital.base_url,
+        hounsfield_his__fhir__timeout_seconds=1,
+        hounsfield_his__fhir__retries=1,
+        hounsfield_his__fhir__backoff_seconds=0.1,
+        hounsfield_his__fhir__deadline_seconds=2.5,
+        hounsfield_his__fhir__poll_seconds=1,
+        hounsfield_his__mllp__port=free_port(),
     )
     server.start()
     yield server

@@ -12,9 +12,9 @@ import os
 import secrets
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hounsfield import health, orthanc_http, runs
 from hounsfield.audit.access import AccessRecorder
@@ -111,6 +111,7 @@ class Application:
         self.runs = runs.RunLog(self.db, settings.node_name)
         self.metrics = Metrics(metrics, self.jobs, self.pool, self.events, self.runs)
         self._admit = self.registry.answerer(Intervention.INSTANCE_ADMIT)
+        self._find_worklist = self.registry.interventions.get(Intervention.WORKLIST_FIND)
         self.router = Router(self.registry.route_tables)
         self._proxies = networks(settings.plugin.trusted_proxies)
         self._build_auth(settings)
@@ -238,6 +239,19 @@ class Application:
         else:
             who = Sender(sender or road)
         return self._admit(self, dicom, who, road)
+
+    @property
+    def answers_worklists(self) -> bool:
+        """Whether a feature answers Modality Worklist queries (Orthanc takes one handler)."""
+        return self._find_worklist is not None
+
+    def find_worklist(self, query: bytes, *, caller: str, called: str) -> list[bytes]:
+        """The ``worklist.find`` intervention's items for a modality's C-FIND, on a thread
+        with a full C stack (the query is the modality's, parsed there)."""
+        if self._find_worklist is None:
+            return []
+        items = self.threads.call(self._find_worklist, self, query, caller, called)
+        return list(cast("Iterable[bytes]", items))
 
     def on_change(self, event: Event, resource_id: str) -> None:
         self.changes.record(event, resource_id)

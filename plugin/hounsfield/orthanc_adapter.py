@@ -21,6 +21,7 @@ from hounsfield.app import Application
 from hounsfield.config import load_settings
 from hounsfield.events.types import Event
 from hounsfield.orthanc_api import OrthancError
+from hounsfield.untrusted import InputRefused
 from hounsfield.web import Request, Response
 from hounsfield.web.pages import PAGES_DIRECTORY
 
@@ -268,7 +269,22 @@ def install(worker_python: str) -> Application:
             return keep
         return keep if refusal is None else (orthanc.ReceivedInstanceAction.DISCARD, None)
 
+    def on_worklist(answers: Any, query: Any, caller: str, called: str) -> None:
+        """A modality's worklist C-FIND; an exception answers it a failure status."""
+        try:
+            items = app.find_worklist(query.WorklistGetDicomQuery(), caller=caller, called=called)
+        except InputRefused as refused:
+            log.warning("worklist query of AE %s refused: %s", caller, refused.message)
+            raise
+        except Exception:
+            log.exception("the worklist query of AE %s could not be answered", caller)
+            raise
+        for item in items:
+            answers.WorklistAddAnswer(query, item)
+
     orthanc.RegisterIncomingCStoreInstanceFilter(on_cstore)
+    if app.answers_worklists:
+        orthanc.RegisterWorklistCallback(on_worklist)
     orthanc.RegisterReceivedInstanceCallback(on_received)
     orthanc.RegisterIncomingHttpRequestFilter(on_http_request)
     # /api/ is ours whole (an unknown route gets our JSON 404); every other route of every

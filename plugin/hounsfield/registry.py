@@ -173,6 +173,7 @@ class Registry:
         self.interventions[intervention] = answerer
 
     def answerer(self, intervention: Intervention) -> Callable[..., object]:
+        """The one answerer of ``intervention``; an error if nothing answers it."""
         try:
             return self.interventions[intervention]
         except KeyError:

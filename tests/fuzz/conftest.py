@@ -91,7 +91,12 @@ def _target(folder: Path, **settings: object) -> Iterator[Target]:
     server.stop()
 
 
-EXTENSIONS = ("hounsfield.recon", "hounsfield.reading", "hounsfield.ai")  # every route we ship
+EXTENSIONS = (
+    "hounsfield.recon",
+    "hounsfield.reading",
+    "hounsfield.ai",
+    "hounsfield.his",
+)  # every route we ship
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,8 @@ def test_the_routes_with_bodies_are_all_found() -> None:
     assert ("PUT", "/api/studies/fuzz-target/report") in ROUTES_WITH_BODIES
     assert ("POST", "/api/studies/fuzz-target/analyze") in ROUTES_WITH_BODIES
     assert ("POST", "/api/findings/fuzz-target/review") in ROUTES_WITH_BODIES
+    assert ("POST", "/api/orders") in ROUTES_WITH_BODIES
+    assert ("POST", "/api/his/mismatches/1/dismiss") in ROUTES_WITH_BODIES
 
 
 @SETTINGS

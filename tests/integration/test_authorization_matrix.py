@@ -29,8 +29,9 @@ STAFF = {"admin", "radiologist", "technician"}
 EVERYONE = set(ROLES)
 SIGNED_IN = EVERYONE - {"anonymous"}
 READING = {"admin", "radiologist"}  # who claims, writes and signs reports
+ACQUISITION = {"admin", "technician"}  # who enters orders and acquisitions
 REFUSED = {401, 403}
-OUR_ROUTES = ("/api/", "/ohif", "/recon", "/reading", "/ai/")
+OUR_ROUTES = ("/api/", "/ohif", "/recon", "/reading", "/ai/", "/acquisition")
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ CASES = [
     case("GET", "/api/audit", {"admin"}),
     case("GET", "/api/audit/verify", {"admin"}),
     case("GET", "/api/jobs", STAFF),
-    case("POST", "/api/jobs", {"admin", "technician"}, body='{"kind": "tests.sleep"}'),
-    case("POST", "/api/jobs/999999/cancel", {"admin", "technician"}),
+    case("POST", "/api/jobs", ACQUISITION, body='{"kind": "tests.sleep"}'),
+    case("POST", "/api/jobs/999999/cancel", ACQUISITION),
     case(
         "POST",
         "/api/acquisitions/simulate",
@@ -109,6 +110,22 @@ CASES = [
     case("POST", "/api/findings/999999/review", READING, body='{"decision": "confirmed"}'),
     case("GET", "/api/ai/analyzers", STAFF),
     case("GET", "/ai/findings.js", STAFF),
+    # HIS: patients, orders and mismatches for staff, entered and acted on by the
+    # acquisition roles; merges reported to admins
+    case("GET", "/api/patients?name=doe", STAFF),
+    case("GET", "/api/patients/P1", STAFF),
+    case("GET", "/api/orders", STAFF),
+    case("POST", "/api/orders", ACQUISITION, body="{}"),
+    case("GET", "/api/orders/999999", STAFF),
+    case("POST", "/api/orders/999999/cancel", ACQUISITION),
+    case("GET", "/api/his/mismatches", STAFF),
+    case("GET", "/api/his/mismatches/999999", STAFF),
+    case("POST", "/api/his/mismatches/999999/correct", ACQUISITION),
+    case("POST", "/api/his/mismatches/999999/dismiss", ACQUISITION),
+    case("GET", "/api/his/merges", {"admin"}),
+    case("POST", "/api/his/merges/999999/acknowledge", {"admin"}),
+    case("GET", "/acquisition", ACQUISITION),
+    case("GET", "/api/series/{linked_series}/planes/axial", STAFF),
     # Orthanc's REST API: lists and searches
     case("GET", "/system", STAFF),
     case("GET", "/patients", STAFF),

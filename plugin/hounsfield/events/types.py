@@ -28,9 +28,17 @@ class Intervention(StrEnum):
     ``instance.admit``: may Orthanc keep an incoming object? The answerer is called as
     ``(services, dicom, sender, road)`` and returns a ``Refusal`` or None; it runs on
     Orthanc's DICOM and HTTP threads, inside the C-STORE, so it must be quick and bounded.
+
+    ``worklist.find``: what does a modality's Modality Worklist C-FIND match? The answerer
+    is called as ``(services, query, caller, called)`` with the query as DICOM bytes and
+    the two AE titles, and returns the matching items as DICOM bytes (Orthanc keeps of each
+    only the attributes the query asked for). Orthanc has one worklist handler: without an
+    answerer, none is registered and Orthanc answers worklist queries as it is configured
+    to. Raising answers the modality a failure status.
     """
 
     INSTANCE_ADMIT = "instance.admit"
+    WORKLIST_FIND = "worklist.find"
 
 
 @dataclass(frozen=True)

@@ -93,11 +93,20 @@ def _add_flag(schema: Schema) -> None:
     schema.add_column(TABLE, "flagged", int)
 
 
+def _add_order_and_replacement(schema: Schema) -> None:
+    """What was ordered (an order linked on arrival names the procedure and brings its
+    priority), and the corrected copy that replaces a study (a demographics correction
+    keeps the original in Orthanc: it stays out of the worklist, in step with Orthanc)."""
+    schema.add_column(TABLE, "requested_procedure", str)
+    schema.add_column(TABLE, "replaced_by", str)
+
+
 MIGRATIONS = [
     Migration("reading.0001.worklist", _create),
     Migration("reading.0003.query_indexes", _indexes_for_the_usual_questions),
     Migration("reading.0004.birth_date_and_sex", _add_birth_date_and_sex),
     Migration("reading.0005.flag", _add_flag),
+    Migration("reading.0006.order_and_replacement", _add_order_and_replacement),
 ]
 
 
@@ -244,6 +253,7 @@ def row_json(row: Row) -> dict[str, Any]:
         "reportStatus": row["report_status"],
         "aiSummary": row["ai_summary"],
         "flagged": bool(row["flagged"]),
+        "requestedProcedure": row["requested_procedure"] or "",
         "arrival": row["arrived_at"],
         "stable": row["stable_at"],
         "firstOpened": row["first_opened_at"],
@@ -425,6 +435,28 @@ class Worklist:
             )
         )
 
+    def ordered(self, study_id: str, procedure: str, priority: Priority) -> bool:
+        """The study's order was found: its procedure shown, its priority taken over unless
+        the study is already more urgent. False when the study is not in the worklist."""
+        return bool(
+            self.db.execute(
+                f"UPDATE {TABLE} SET requested_procedure = :procedure,"
+                " priority = CASE WHEN priority < :priority THEN :priority ELSE priority END"
+                " WHERE study_id = :id RETURNING 1",
+                {"procedure": procedure, "priority": int(priority), "id": study_id},
+            )
+        )
+
+    def replace(self, study_id: str, replacement_id: str) -> bool:
+        """``replacement_id`` (a corrected copy) is read instead of ``study_id``, which
+        Orthanc keeps: the original leaves the worklist and stays out of it."""
+        return bool(
+            self.db.execute(
+                f"UPDATE {TABLE} SET replaced_by = ? WHERE study_id = ? RETURNING 1",
+                (replacement_id, study_id),
+            )
+        )
+
     def write(self, study_id: str, user: str, *, expired_before: str) -> None:
         """The claim holder writes: the study is a draft, the claim stays alive."""
         rows = self.db.execute(
@@ -502,7 +534,7 @@ _COMPARISONS = (  # WorklistFilter field, its condition
 
 
 def _conditions(wanted: WorklistFilter, user: str) -> tuple[list[str], dict[str, Any]]:
-    where: list[str] = []
+    where: list[str] = ["replaced_by IS NULL"]
     params: dict[str, Any] = {}
     if wanted.statuses:
         names = [f":status{i}" for i in range(len(wanted.statuses))]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hounsfield.recon.geometry import CircularGeometry
@@ -15,7 +17,27 @@ WATER_ATTENUATION_PER_MM = 0.0195
 TV_STRENGTH = 4.0
 
 
-class SimulationRequest(BaseModel):
+class OrderedPatient(BaseModel):
+    """Who and what an acquisition is for, beyond the patient ID and name: the order's
+    accession number (how an arriving study finds its order and reaches the reading
+    worklist with its priority) and the patient's birth date and sex."""
+
+    accession_number: str = Field("", max_length=16, pattern=r"^[^\\\x00-\x1f]*$")
+    patient_birth_date: str = Field("", pattern=r"^(\d{8})?$")
+    patient_sex: Literal["M", "F", "O", ""] = ""
+    # The one the order gave the Modality Worklist, so that the study is the one ordered.
+    study_instance_uid: str | None = Field(None, pattern=r"^[0-9.]{1,64}$")
+
+    def order_attributes(self) -> dict[str, str]:
+        return {
+            "StudyInstanceUID": self.study_instance_uid or "",
+            "AccessionNumber": self.accession_number,
+            "PatientBirthDate": self.patient_birth_date,
+            "PatientSex": self.patient_sex,
+        }
+
+
+class SimulationRequest(OrderedPatient):
     """A Shepp-Logan acquisition on a circular orbit, as a scanner would send it."""
 
     model_config = ConfigDict(extra="forbid")

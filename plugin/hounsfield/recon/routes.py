@@ -14,6 +14,8 @@ from hounsfield.api import (
     Request,
     Response,
     RouteTable,
+    Study,
+    StudyRef,
     validated,
 )
 from hounsfield.jobs.model import JobState
@@ -23,6 +25,7 @@ from hounsfield.recon.candidates import ProjectionSeries, ProjectionSeriesStore,
 from hounsfield.recon.geometry import GeometryError
 from hounsfield.recon.kinds import ARCHIVE, RECONSTRUCT, SIMULATE
 from hounsfield.recon.params import ReconstructionRequest, SimulationRequest
+from hounsfield.recon.preview import PLANES, WINDOWS, Plane, PreviewError
 from hounsfield.recon.projections import ProjectionError
 from hounsfield.recon.rules import SECTION, DetectionRules
 from hounsfield.recon.upload import (
@@ -192,3 +195,30 @@ def get_reconstruction(request: Request) -> dict[str, Any]:
     if job is None or job.kind != RECONSTRUCT:
         raise HttpError(404, f"no reconstruction {request.path_params['job_id']}")
     return job.to_json()
+
+
+@routes.get(
+    "/api/series/{id}/planes/{plane}",
+    roles=STAFF,
+    audit="study.view",
+    study=Study(StudyRef.ORTHANC_SERIES, "id"),
+)
+def planes(request: Request) -> Response:
+    """The series' central slice in one plane (axial, coronal, sagittal) as a PNG, with a
+    window preset (``?window=soft|bone|wide``, soft by default): the acquisition desk's
+    first look at a reconstruction."""
+    try:
+        plane = Plane(request.path_params["plane"])
+    except ValueError:
+        raise HttpError(404, "planes are axial, coronal and sagittal") from None
+    window = request.query_value("window", default="soft")
+    if window not in WINDOWS:
+        raise HttpError(400, f"window is one of {', '.join(WINDOWS)}")
+    series_id = request.path_params["id"]
+    try:
+        found = PLANES.planes(request.services.orthanc, series_id)
+    except OrthancError as error:
+        raise HttpError(404, f"no series {series_id}") from error
+    except PreviewError as error:
+        raise HttpError(409, str(error)) from error
+    return Response(200, found.image(plane, window), content_type="image/png")

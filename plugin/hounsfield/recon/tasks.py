@@ -66,6 +66,7 @@ def simulate(job: JobContext) -> dict[str, Any]:
     counts = np.clip(np.rint(expected), 1, 65535).astype(np.uint16)
     now = datetime.now(UTC)
     study = {
+        **request.order_attributes(),
         "PatientID": request.patient_id,
         "PatientName": request.patient_name,
         "StudyDescription": request.study_description,
@@ -136,10 +137,10 @@ def _archive(
     counts = read_projections(upload.projections)
     geometry = acquisition_geometry(parameters, counts.shape)
     study = {
+        **parameters.order_attributes(),
         "PatientID": parameters.patient_id,
         "PatientName": parameters.patient_name,
         "StudyDescription": parameters.study_description,
-        "StudyInstanceUID": parameters.study_instance_uid or "",
     }
     dataset = build_projection_dataset(
         counts,

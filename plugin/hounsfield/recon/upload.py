@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from hounsfield.recon.geometry import CircularGeometry, GeometryError
+from hounsfield.recon.params import OrderedPatient
 from hounsfield.recon.projections import ProjectionError, rtk_gantry_angle
 from hounsfield.untrusted import InputRefused
 from hounsfield.untrusted.xmltext import parse_xml
@@ -26,7 +27,7 @@ from hounsfield.untrusted.xmltext import parse_xml
 TILT_ELEMENTS = ("OutOfPlaneAngle", "InPlaneAngle", "SourceOffsetX", "SourceOffsetY")
 
 
-class GeometryParameters(BaseModel):
+class GeometryParameters(OrderedPatient):
     """Plain parameters of a circular orbit (``angles`` or ``first_angle``+``arc``), the
     angles as a C-arm gives them (DICOM's PositionerPrimaryAngle: LAO positive)."""
 
@@ -43,7 +44,6 @@ class GeometryParameters(BaseModel):
     patient_id: str = Field(min_length=1, max_length=64)
     patient_name: str = Field("", max_length=64)
     study_description: str = Field("CBCT acquisition", max_length=64)
-    study_instance_uid: str | None = Field(None, pattern=r"^[0-9.]{1,64}$")
 
     def angles_for(self, count: int) -> tuple[float, ...]:
         if self.angles_degrees is not None:

@@ -151,6 +151,8 @@ def test_scanners_get_the_open_orders_that_match(orthanc: OrthancServer, tmp_pat
         day,
         "101500",
     )
+    audit = orthanc.get("/api/audit?action=worklist.query&user=AE CT_MWL_1").json()["entries"]
+    assert any(head["id"] in entry["detail"]["orders"] for entry in audit)
 
 
 def test_a_malformed_worklist_query_gets_a_failure_status(orthanc: OrthancServer) -> None:

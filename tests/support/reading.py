@@ -64,16 +64,20 @@ def stored_study(orthanc: OrthancServer, path: Path) -> tuple[str, str]:
     return next(item["ID"] for item in found if item["Type"] == "Study"), uid
 
 
-def untranslated(page: Page) -> set[str]:
-    """English words on the page (text, titles, placeholders, labels) that the French
-    catalogue says otherwise: left untranslated on a French page."""
-    english = json.loads((PAGES / "i18n" / "en.json").read_text(encoding="utf-8"))
-    french = json.loads((PAGES / "i18n" / "fr.json").read_text(encoding="utf-8"))
+def untranslated(page: Page, *catalogues: Path) -> set[str]:
+    """English words on the page (text, titles, placeholders, labels, alternative texts)
+    that the French catalogue says otherwise: left untranslated on a French page. The
+    core's words, and those of the extensions' ``catalogues`` given."""
+    english: dict[str, str] = {}
+    french: dict[str, str] = {}
+    for folder in (PAGES / "i18n", *catalogues):
+        english.update(json.loads((folder / "en.json").read_text(encoding="utf-8")))
+        french.update(json.loads((folder / "fr.json").read_text(encoding="utf-8")))
     shown = page.evaluate(
         """() => [...document.querySelectorAll("body *")].flatMap((element) =>
             [element.childNodes.length === 1 ? element.textContent : "",
              element.getAttribute("title") || "", element.getAttribute("placeholder") || "",
-             element.getAttribute("aria-label") || ""]
+             element.getAttribute("aria-label") || "", element.getAttribute("alt") || ""]
         ).map((text) => text.trim()).filter(Boolean)"""
     )
     return {

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from hounsfield.api import ACQUISITION, Event, Intervention, Registry, Services
+from hounsfield.audit.trail import AuditEntry
 from hounsfield.his import reconcile, routes, worklist
 from hounsfield.his.fhir import ServiceRequestPoller
 from hounsfield.his.inbox import Inbox
@@ -38,10 +39,20 @@ PAGE_ASSETS = {"acquisition.js": "text/javascript", "acquisition.css": "text/css
 
 
 def find_worklist(services: Services, query: bytes, caller: str, called: str) -> list[bytes]:
-    """The ``worklist.find`` intervention: the open orders a modality's C-FIND matches."""
+    """The ``worklist.find`` intervention: the open orders a modality's C-FIND matches
+    (audited: the worklist gives patients' names and orders to the modality that asks)."""
     asked = worklist.parse_query(query)
-    orders = OrderBook(services.db).search(asked.to_filter())
-    return [worklist.item(order) for order in orders if asked.matches(order)]
+    orders = [o for o in OrderBook(services.db).search(asked.to_filter()) if asked.matches(o)]
+    services.audit.append(
+        AuditEntry(
+            action="worklist.query",
+            outcome="ok",
+            username=f"AE {caller}",
+            role="modality",
+            detail={"called": called, "orders": [order.id for order in orders]},
+        )
+    )
+    return [worklist.item(order) for order in orders]
 
 
 def listen(settings: HisSettings) -> BackgroundTask:

@@ -49,7 +49,7 @@ class OrderStatus(StrEnum):
 
 def _person_name(value: str) -> str:
     value = value.strip()
-    if not value or len(value) > 64 * 5 or not _PN.fullmatch(value):
+    if not value or len(value) > 64 or not _PN.fullmatch(value):
         raise ValueError("a DICOM person name: FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX, e.g. DOE^JANE")
     return value
 

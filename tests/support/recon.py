@@ -61,8 +61,8 @@ def upload_acquisition(
     )
 
 
-def reconstruction_of(orthanc: OrthancServer, series_id: str, timeout: float = 120) -> dict:
-    """The automatic reconstruction job of a projection series, once it has finished."""
+def reconstruction_job(orthanc: OrthancServer, series_id: str) -> dict:
+    """The automatic reconstruction job of a projection series, once queued."""
 
     def find() -> dict | None:
         jobs = orthanc.get("/api/jobs", params={"kind": "recon.reconstruct", "limit": 500}).json()[
@@ -70,8 +70,12 @@ def reconstruction_of(orthanc: OrthancServer, series_id: str, timeout: float = 1
         ]
         return next((job for job in jobs if job["params"]["series"] == series_id), None)
 
-    job = wait_for(find, 30, f"a reconstruction job for series {series_id}")
-    return orthanc.wait_job(job["id"], timeout=timeout)
+    return wait_for(find, 30, f"a reconstruction job for series {series_id}")
+
+
+def reconstruction_of(orthanc: OrthancServer, series_id: str, timeout: float = 120) -> dict:
+    """The automatic reconstruction job of a projection series, once it has finished."""
+    return orthanc.wait_job(reconstruction_job(orthanc, series_id)["id"], timeout=timeout)
 
 
 def ct_series_of(orthanc: OrthancServer, study_id: str, size_marker: str) -> list[str]:

@@ -111,7 +111,6 @@ class Application:
         self.runs = runs.RunLog(self.db, settings.node_name)
         self.metrics = Metrics(metrics, self.jobs, self.pool, self.events, self.runs)
         self._admit = self.registry.answerer(Intervention.INSTANCE_ADMIT)
-        self._find_worklist = self.registry.interventions.get(Intervention.WORKLIST_FIND)
         self.router = Router(self.registry.route_tables)
         self._proxies = networks(settings.plugin.trusted_proxies)
         self._build_auth(settings)
@@ -243,14 +242,13 @@ class Application:
     @property
     def answers_worklists(self) -> bool:
         """Whether a feature answers Modality Worklist queries (Orthanc takes one handler)."""
-        return self._find_worklist is not None
+        return Intervention.WORKLIST_FIND in self.registry.interventions
 
     def find_worklist(self, query: bytes, *, caller: str, called: str) -> list[bytes]:
         """The ``worklist.find`` intervention's items for a modality's C-FIND, on a thread
         with a full C stack (the query is the modality's, parsed there)."""
-        if self._find_worklist is None:
-            return []
-        items = self.threads.call(self._find_worklist, self, query, caller, called)
+        answerer = self.registry.answerer(Intervention.WORKLIST_FIND)
+        items = self.threads.call(answerer, self, query, caller, called)
         return list(cast("Iterable[bytes]", items))
 
     def on_change(self, event: Event, resource_id: str) -> None:

@@ -18,7 +18,7 @@ from enum import StrEnum
 import numpy as np
 from PIL import Image
 
-from hounsfield.api import OrthancApi
+from hounsfield.api import OrthancApi, OrthancError
 
 
 class Plane(StrEnum):
@@ -75,7 +75,11 @@ def _spacing(orthanc: OrthancApi, first: str, second: str | None) -> tuple[float
 
 
 def _slice(orthanc: OrthancApi, instance: str) -> np.ndarray:
-    array = np.load(io.BytesIO(orthanc.get_bytes(f"/instances/{instance}/numpy")))
+    try:
+        answer = orthanc.get_bytes(f"/instances/{instance}/numpy")
+    except OrthancError as error:  # no pixels (a report), or pixels Orthanc cannot decode
+        raise PreviewError("the series' images cannot be decoded") from error
+    array = np.load(io.BytesIO(answer))
     if array.ndim == 4:  # (frames, rows, columns, channels)
         if array.shape[0] != 1 or array.shape[3] != 1:
             raise PreviewError("only single-frame greyscale slices can be shown as planes")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import OrthancServer
+from tests.support.server import OrthancServer, free_port
 
 # Components a hostile request could break; "workers" and "queue" are off by design here.
 COMPONENTS = ("database", "storage", "events", "dicomweb")
@@ -101,9 +101,11 @@ EXTENSIONS = (
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """A server with our extensions: every route we serve."""
+    """A server with our extensions: every route we serve, and the HIS's MLLP port."""
     yield from _target(
-        Path(tmp_path_factory.mktemp("orthanc-fuzz")), hounsfield__extensions=list(EXTENSIONS)
+        Path(tmp_path_factory.mktemp("orthanc-fuzz")),
+        hounsfield__extensions=list(EXTENSIONS),
+        hounsfield_his__mllp__port=free_port(),
     )
 
 

@@ -105,7 +105,11 @@ def test_scanners_get_the_open_orders_that_match(orthanc: OrthancServer, tmp_pat
         scheduled_station_ae="MR_MWL_1",
         patient={"id": "MWL-P2", "name": "DOE^JANE", "birth_date": "19800101", "sex": "F"},
     )
-    later = new_order(orthanc, scheduled_time=f"{(TODAY + dt.timedelta(days=1)).isoformat()}T08:00")
+    later = new_order(
+        orthanc,
+        scheduled_time=f"{(TODAY + dt.timedelta(days=1)).isoformat()}T08:00",
+        patient={"id": "MWL-P3", "name": "Łukasz^Dvořák", "birth_date": "", "sex": ""},
+    )
     cancelled = new_order(orthanc)
     assert orthanc.post(f"/api/orders/{cancelled['id']}/cancel").status_code == 200
     ours = {head["accession_number"], chest["accession_number"], later["accession_number"]}
@@ -151,6 +155,9 @@ def test_scanners_get_the_open_orders_that_match(orthanc: OrthancServer, tmp_pat
         day,
         "101500",
     )
+    # Beyond Latin-1 too: the scanner must get the accession and the name as ordered.
+    (beyond,) = findscu(orthanc, tmp_path / "two", f"AccessionNumber={later['accession_number']}")
+    assert str(beyond.PatientName) == "Łukasz^Dvořák"
     audit = orthanc.get("/api/audit?action=worklist.query&user=AE CT_MWL_1").json()["entries"]
     assert any(head["id"] in entry["detail"]["orders"] for entry in audit)
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 # DICOM value representations (PS3.5 6.2): what the worklist will carry.
 _PN_COMPONENT = r"[^\\\^=\x00-\x1f]*"
@@ -80,9 +80,16 @@ PersonName = Annotated[str, AfterValidator(_person_name)]
 DicomDate = Annotated[str, AfterValidator(_dicom_date)]
 AeTitle = Annotated[str, AfterValidator(_ae_title)]
 Modality = Annotated[str, AfterValidator(_code_string)]
-# Long strings (LO, 64 characters) without the separators a DICOM value cannot hold.
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\\\x00-\x1f]+$")]
-Accession = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[^\\\x00-\x1f]+$")]
+# Long strings (LO, 64 characters) without the separators a DICOM value cannot hold, and
+# without the spaces around them that DICOM matching ignores (a scanner's query for "A1"
+# must find " A1 ").
+_TEXT = r"^[^\\\x00-\x1f]+$"
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_TEXT)
+]
+Accession = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16, pattern=_TEXT)
+]
 Description = Annotated[str, Field(max_length=64, pattern=r"^[^\\\x00-\x1f]*$")]
 
 

@@ -282,44 +282,50 @@ class OrderBook:
         new values (an HL7 change, a FHIR resource updated) and any other stays as it is.
         OrderConflict when another order holds the accession number."""
         order = command.order
-        self.record_patient(order.patient)
         now = now_iso()
         try:
-            self.db.execute(
-                f"INSERT INTO {ORDERS} (source, source_id, patient_id, accession, modality,"
-                " procedure, station_ae, scheduled_at, scheduled_date, priority, status,"
-                " study_uid, created_at, created_by, updated_at) VALUES (:source, :source_id,"
-                " :patient, :accession, :modality, :procedure, :station, :at, :date,"
-                " :priority, :scheduled, :uid, :now, :by, :now)"
-                " ON CONFLICT (source, source_id) DO UPDATE SET"
-                " patient_id = excluded.patient_id, accession = excluded.accession,"
-                " modality = excluded.modality, procedure = excluded.procedure,"
-                " station_ae = excluded.station_ae, scheduled_at = excluded.scheduled_at,"
-                " scheduled_date = excluded.scheduled_date, priority = excluded.priority,"
-                f" updated_at = excluded.updated_at WHERE {ORDERS}.status = :scheduled",
-                {
-                    "source": command.source.value,
-                    "source_id": command.source_id,
-                    "patient": order.patient.id,
-                    "accession": order.accession_number,
-                    "modality": order.modality,
-                    "procedure": order.requested_procedure,
-                    "station": order.scheduled_station_ae,
-                    "at": _local_seconds(order.scheduled_time),
-                    "date": _local_seconds(order.scheduled_time)[:10].replace("-", ""),
-                    "priority": order.priority.value,
-                    "scheduled": OrderStatus.SCHEDULED.value,
-                    "uid": new_study_uid(),
-                    "now": now,
-                    "by": by,
-                },
-            )
+            # One transaction: a refused order leaves the patient's demographics as they were.
+            with self.db.transaction():
+                self.record_patient(order.patient)
+                self._insert_or_change(command, now, by)
         except IntegrityError as error:
             raise OrderConflict(
                 f"accession number {order.accession_number} belongs to another order"
             ) from error
         found = self._select("o.source = ? AND o.source_id = ?", command.source, command.source_id)
         return found[0]
+
+    def _insert_or_change(self, command: PlaceOrder, now: str, by: str) -> None:
+        order = command.order
+        self.db.execute(
+            f"INSERT INTO {ORDERS} (source, source_id, patient_id, accession, modality,"
+            " procedure, station_ae, scheduled_at, scheduled_date, priority, status,"
+            " study_uid, created_at, created_by, updated_at) VALUES (:source, :source_id,"
+            " :patient, :accession, :modality, :procedure, :station, :at, :date,"
+            " :priority, :scheduled, :uid, :now, :by, :now)"
+            " ON CONFLICT (source, source_id) DO UPDATE SET"
+            " patient_id = excluded.patient_id, accession = excluded.accession,"
+            " modality = excluded.modality, procedure = excluded.procedure,"
+            " station_ae = excluded.station_ae, scheduled_at = excluded.scheduled_at,"
+            " scheduled_date = excluded.scheduled_date, priority = excluded.priority,"
+            f" updated_at = excluded.updated_at WHERE {ORDERS}.status = :scheduled",
+            {
+                "source": command.source.value,
+                "source_id": command.source_id,
+                "patient": order.patient.id,
+                "accession": order.accession_number,
+                "modality": order.modality,
+                "procedure": order.requested_procedure,
+                "station": order.scheduled_station_ae,
+                "at": _local_seconds(order.scheduled_time),
+                "date": _local_seconds(order.scheduled_time)[:10].replace("-", ""),
+                "priority": order.priority.value,
+                "scheduled": OrderStatus.SCHEDULED.value,
+                "uid": new_study_uid(),
+                "now": now,
+                "by": by,
+            },
+        )
 
     def cancel(self, order_id: int) -> OrderRecord:
         """Off the worklist; OrderConflict unless it was scheduled."""
@@ -417,9 +423,9 @@ class OrderBook:
         """Record the merge; the surviving patient's demographics are the HIS's, and the
         prior identifier's scheduled orders are moved to it (they have not been acquired:
         scanners must get the surviving identifier). Stored studies are left alone."""
-        self.record_patient(command.patient)
         now = now_iso()
         with self.db.transaction():
+            self.record_patient(command.patient)
             self.db.execute(
                 f"UPDATE {PATIENTS} SET merged_into = ?, updated_at = ? WHERE patient_id = ?",
                 (command.patient.id, now, command.prior_id),

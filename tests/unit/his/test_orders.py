@@ -82,9 +82,11 @@ def test_an_order_is_placed_once_per_source_id_and_changed_while_scheduled(
 def test_an_accession_number_belongs_to_one_order(database: Database) -> None:
     book = OrderBook(database)
     place(book, "O1")
+    impostor = JANE.model_copy(update={"name": "SMITH^JOAN", "sex": "O"})
     with pytest.raises(OrderConflict, match="A1"):
-        place(book, "O2")
+        place(book, "O2", patient=impostor)
     assert len(book.search(OrderFilter())) == 1
+    assert book.patient("P1") == JANE  # the refused order changed nothing
 
 
 def test_only_a_scheduled_order_moves(database: Database) -> None:

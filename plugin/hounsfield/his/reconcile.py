@@ -57,22 +57,27 @@ def study_arrived(context: EventContext) -> None:
     link(OrderBook(context.database), Worklist(context.database), summary)
 
 
+def carry_order(worklist: Worklist, summary: StudySummary, record: OrderRecord) -> None:
+    """The study's worklist row takes its order's procedure and priority; the row is
+    written first when the reading extension's handler of the study has not run yet."""
+    procedure = record.order.requested_procedure
+    priority = ReadingPriority.parse(record.order.priority.value)
+    if not worklist.ordered(summary.study_id, procedure, priority):
+        worklist.upsert(summary)
+        worklist.ordered(summary.study_id, procedure, priority)
+
+
 def link(book: OrderBook, worklist: Worklist, summary: StudySummary) -> OrderRecord | None:
     record = book.for_study(summary.study_id) or book.match(
         summary.accession, summary.patient_id, summary.study_date
     )
-    worklist.upsert(summary)  # the row exists whichever handler of the study ran first
     if record is not None:
         if record.study_id is None:
             try:
                 record = book.complete(record.id, summary.study_id)
             except OrderConflict:
                 record = book.get(record.id)  # cancelled meanwhile: linked all the same
-        worklist.ordered(
-            summary.study_id,
-            record.order.requested_procedure,
-            ReadingPriority.parse(record.order.priority.value),
-        )
+        carry_order(worklist, summary, record)
     patient = record.order.patient if record is not None else book.patient(summary.patient_id)
     if patient is not None:
         found = differences(summary, patient)
@@ -135,11 +140,7 @@ def link_correction(
     worklist.replace(mismatch["study_id"], corrected)
     if mismatch["order_id"] is not None:
         book.relink(int(mismatch["order_id"]), corrected)
-        record = book.get(int(mismatch["order_id"]))
-        worklist.ordered(
-            corrected,
-            record.order.requested_procedure,
-            ReadingPriority.parse(record.order.priority.value),
-        )
+        if summary is not None:
+            carry_order(worklist, summary, book.get(int(mismatch["order_id"])))
     book.corrected(mismatch["id"], corrected)
     log.info("study %s corrected as %s", mismatch["study_id"], corrected)

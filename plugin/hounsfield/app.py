@@ -19,8 +19,10 @@ from typing import Any, cast
 from hounsfield import health, orthanc_http, runs
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditTrail
+from hounsfield.auth.credentials import Authenticator
 from hounsfield.auth.gate import Gate
 from hounsfield.auth.handoff import DecisionHandOff
+from hounsfield.auth.keys import KeyStore
 from hounsfield.auth.permissions import ADMIN_CATCH_ALL, ORTHANC_DOORS, PermissionTable
 from hounsfield.auth.service import AuthService
 from hounsfield.auth.store import SessionStore, UserStore, shared_signing_key
@@ -42,7 +44,7 @@ from hounsfield.metrics import Metrics, MetricsSink
 from hounsfield.orthanc_api import InProcessOrthanc
 from hounsfield.registry import BackgroundTask, Registry, load_extensions
 from hounsfield.web import HttpError, Request, Response, Router, pages
-from hounsfield.web.clients import client_address, networks
+from hounsfield.web.clients import came_over_tls, client_address, networks
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +172,21 @@ class Application:
         tokens = TokenService(key, auth.access_token_minutes * 60)
         self.auth = AuthService(self.users, self.sessions, tokens, self.audit, auth)
         self.auth.bootstrap_admin(settings.initial_admin_password)
+        self.keys = KeyStore(self.db)
         # Workers reach Orthanc's REST API with this; it lives as long as this process.
         self.service_token = secrets.token_urlsafe(32)
-        self.gate = Gate(
+        self._tls = bool(settings.orthanc_config.get("SslEnabled", False))
+        authenticator = Authenticator(
             self.service_token,
             tokens,
             self.sessions,
+            self.keys,
+            self.auth,
+            max_bytes=settings.plugin.limits.token_bytes,
+            plain_basic=auth.basic_over_plain_http or not settings.remote_access_allowed,
+        )
+        self.gate = Gate(
+            authenticator,
             self.users,
             StudyResolver(self.orthanc),
             AccessRecorder(self.audit),
@@ -193,8 +204,9 @@ class Application:
         """Orthanc's HTTP filter: decide for every URI; ours get a JSON answer later."""
         if not self.settings.plugin.auth.enabled:
             return True
+        secure = self._tls or came_over_tls(ip, headers, self._proxies)
         ip = client_address(ip, headers, self._proxies)
-        decision = self.gate.check(method, path, headers, query, ip)
+        decision = self.gate.check(method, path, headers, query, ip, secure=secure)
         self.handoff.leave(method, path, ip, decision)  # for our route, if the route is ours
         if decision.allowed:
             return True
@@ -217,7 +229,12 @@ class Application:
                 decision = handed.decision
             else:  # a request Orthanc's filter did not see (none today; cheap to be sure)
                 decision = self.gate.check(
-                    request.method, request.path, request.headers, request.query, request.ip
+                    request.method,
+                    request.path,
+                    request.headers,
+                    request.query,
+                    request.ip,
+                    secure=self._tls or came_over_tls(request.ip, request.headers, self._proxies),
                 )
             if not decision.allowed:
                 if decision.status == 401 and self.router.is_page(request.path):

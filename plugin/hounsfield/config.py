@@ -38,6 +38,8 @@ class AuthSection(BaseModel):
     min_password_length: int = Field(12, ge=8, le=128)
     secure_cookies: bool = False
     token_key_file: str | None = None
+    # HTTP Basic over plain HTTP while RemoteAccessAllowed is on (README, "Scripts").
+    basic_over_plain_http: bool = False
 
 
 class LimitsSection(BaseModel):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hounsfield import dicomweb
+from hounsfield.auth.roles import OPERATIONS
 from hounsfield.db.migrations import applied_migrations
 from hounsfield.web import Request, Response, RouteTable
 
@@ -125,9 +126,24 @@ def health_report(app: Application) -> dict[str, Any]:
     return {"status": "ok" if healthy else "unhealthy", "components": components}
 
 
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see, a load balancer included: the overall status and whether each
+    component is healthy; not paths, free bytes, worker PIDs or peers."""
+    return {
+        "status": report["status"],
+        "components": {
+            name: {"healthy": component["healthy"]}
+            for name, component in report["components"].items()
+        },
+    }
+
+
 @routes.get("/api/health", open=True)
 def get_health(request: Request) -> Response:
+    """Open; the details go to admins and the metrics role (signed in, a key, Basic)."""
     report = request.core.health()
+    if request.principal is None or request.principal.role not in OPERATIONS:
+        report = summary(report)
     return Response.json(report, status=200 if report["status"] == "ok" else 503)
 
 

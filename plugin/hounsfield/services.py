@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from hounsfield.audit.trail import AuditTrail
+    from hounsfield.auth.keys import KeyStore
     from hounsfield.auth.service import AuthService
     from hounsfield.auth.store import SessionStore, UserStore
     from hounsfield.config import Settings
@@ -80,6 +81,9 @@ class CoreServices(Services, Protocol):
 
     @property
     def auth(self) -> AuthService: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
 
     @property
     def intake(self) -> Intake: ...

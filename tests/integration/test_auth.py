@@ -172,9 +172,12 @@ def test_bad_tokens_are_refused_with_a_reason(orthanc: OrthancServer, make_token
 
 
 def test_other_authorization_schemes_are_refused(orthanc: OrthancServer) -> None:
-    response = requests.get(orthanc.url("/api/jobs"), auth=("admin", ADMIN_PASSWORD), timeout=10)
-    assert response.status_code == 401
-    assert "Bearer" in response.json()["error"]
+    for header in ("Digest username=admin", "Token abc", "Bearer", "Basic"):
+        response = requests.get(
+            orthanc.url("/api/jobs"), headers={"Authorization": header}, timeout=10
+        )
+        assert response.status_code == 401, header
+        assert "Bearer" in response.json()["error"], header
 
 
 def test_cookie_sessions_need_a_csrf_token_to_write(orthanc: OrthancServer) -> None:

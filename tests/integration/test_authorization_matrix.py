@@ -24,10 +24,12 @@ import pytest
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
 
 PASSWORD = "Matrix-Pass-2468"
-ROLES = ("anonymous", "admin", "radiologist", "technician", "referrer")
+ROLES = ("anonymous", "admin", "radiologist", "technician", "referrer", "metrics")
 STAFF = {"admin", "radiologist", "technician"}
 EVERYONE = set(ROLES)
 SIGNED_IN = EVERYONE - {"anonymous"}
+PEOPLE = STAFF | {"referrer"}  # who reads images: a referrer for a linked study only
+OPERATIONS = {"admin", "metrics"}  # who sees the servers' figures (a monitoring scraper)
 READING = {"admin", "radiologist"}  # who claims, writes and signs reports
 ACQUISITION = {"admin", "technician"}  # who enters orders and acquisitions
 REFUSED = {401, 403}
@@ -67,6 +69,10 @@ CASES = [
     case("GET", "/api/auth/me", SIGNED_IN),
     case("PUT", "/api/auth/me", SIGNED_IN, body='{"language": "en"}'),  # one's own settings
     case("GET", "/i18n?browser=fr", EVERYONE),  # the pages' words: the sign-in page's too
+    # API keys: anyone signed in, for themselves (the routes check whose key it is)
+    case("GET", "/api/keys", SIGNED_IN),
+    case("POST", "/api/keys", SIGNED_IN, body="{}"),
+    case("DELETE", "/api/keys/no-such-key", SIGNED_IN),
     case("GET", "/api/users", {"admin"}),
     case("GET", "/api/users/", {"admin"}),
     case("GET", "/api/audit", {"admin"}),
@@ -95,9 +101,9 @@ CASES = [
     case("POST", "/api/studies/{other_study}/report/sign", READING, body='{"version": 1}'),
     case("POST", "/api/studies/{other_study}/report/amend", READING, body='{"version": 1}'),
     case("GET", "/api/studies/{other_study}/report/templates", READING),
-    case("GET", "/api/studies/{linked_study}/report", SIGNED_IN),
-    case("GET", "/api/studies/{linked_study}/report/history", SIGNED_IN),
-    case("GET", "/api/studies/{linked_study}/report/pdf", SIGNED_IN),
+    case("GET", "/api/studies/{linked_study}/report", PEOPLE),
+    case("GET", "/api/studies/{linked_study}/report/history", PEOPLE),
+    case("GET", "/api/studies/{linked_study}/report/pdf", PEOPLE),
     case("GET", "/api/studies/{other_study}/report", STAFF),
     case("GET", "/api/studies/{other_study}/report/pdf", STAFF),
     case("GET", "/api/reports/orphaned", {"admin"}),
@@ -135,27 +141,27 @@ CASES = [
     case("POST", "/tools/find", STAFF, body='{"Level": "Study", "Query": {}}'),
     case("POST", "/tools/lookup", STAFF, body="1.2.3"),
     # Orthanc's REST API: one study's resources
-    case("GET", "/studies/{linked_study}", SIGNED_IN),
+    case("GET", "/studies/{linked_study}", PEOPLE),
     case("GET", "/studies/{other_study}", STAFF),
-    case("GET", "/series/{linked_series}", SIGNED_IN),
+    case("GET", "/series/{linked_series}", PEOPLE),
     case("GET", "/series/{other_series}", STAFF),
-    case("GET", "/instances/{linked_instance}/file", SIGNED_IN),
-    case("GET", "/instances/{linked_instance}/preview", SIGNED_IN),
+    case("GET", "/instances/{linked_instance}/file", PEOPLE),
+    case("GET", "/instances/{linked_instance}/preview", PEOPLE),
     case("GET", "/instances/{other_instance}/tags", STAFF),
     case("GET", "/patients/{linked_patient}", STAFF),
     case("GET", "/studies/unknown-id", STAFF),
     # DICOMweb and WADO-URI
     case("GET", "/dicom-web/studies", STAFF),
-    case("GET", "/dicom-web/studies?StudyInstanceUID={linked_uid}", SIGNED_IN),
+    case("GET", "/dicom-web/studies?StudyInstanceUID={linked_uid}", PEOPLE),
     case("GET", "/dicom-web/studies?StudyInstanceUID={other_uid}", STAFF),
     case("GET", "/dicom-web/studies?StudyInstanceUID={linked_uid},{other_uid}", STAFF),
     case("GET", "/dicom-web/studies?0020000D={linked_uid}", STAFF),
     case("GET", "/dicom-web/series", STAFF),
     case("GET", "/dicom-web/instances", STAFF),
-    case("GET", "/dicom-web/studies/{linked_uid}/metadata", SIGNED_IN),
-    case("GET", "/dicom-web/studies/{linked_uid}/series", SIGNED_IN),
+    case("GET", "/dicom-web/studies/{linked_uid}/metadata", PEOPLE),
+    case("GET", "/dicom-web/studies/{linked_uid}/series", PEOPLE),
     case("GET", "/dicom-web/studies/{other_uid}/metadata", STAFF),
-    case("GET", "/dicom-web/studies/{linked_uid}", SIGNED_IN),  # WADO-RS: the study's files
+    case("GET", "/dicom-web/studies/{linked_uid}", PEOPLE),  # WADO-RS: the study's files
     case("GET", "/dicom-web/studies/{other_uid}", STAFF),
     case("POST", "/dicom-web/studies", {"admin", "technician"}, body="--x--"),  # STOW-RS
     case("POST", "/dicom-web/studies/{linked_uid}", {"admin", "technician"}, body="--x--"),
@@ -163,7 +169,7 @@ CASES = [
         "GET",
         "/wado?requestType=WADO&studyUID={linked_uid}&seriesUID={linked_series_uid}"
         "&objectUID={linked_sop_uid}&contentType=application/dicom",
-        SIGNED_IN,
+        PEOPLE,
     ),
     case("GET", "/wado?requestType=WADO&studyUID={other_uid}&seriesUID=1&objectUID=2", STAFF),
     # ...and naming a linked study beside another study's object gets nothing
@@ -178,12 +184,12 @@ CASES = [
     case("DELETE", "/studies/no-such-study", {"admin"}),
     case("GET", "/app/explorer.html", {"admin"}),
     # The viewer's files: any signed-in user (what it then shows is checked per request)
-    case("GET", "/ohif/viewer?StudyInstanceUIDs={linked_uid}", SIGNED_IN),
-    case("GET", "/ohif/app-config.js", SIGNED_IN),
+    case("GET", "/ohif/viewer?StudyInstanceUIDs={linked_uid}", PEOPLE),
+    case("GET", "/ohif/app-config.js", PEOPLE),
     case("POST", "/ohif/app-config.js", {"admin"}),
     case("GET", "/recon", STAFF),
     case("GET", "/recon/recon.js", STAFF),
-    case("GET", "/tools/metrics-prometheus", {"admin"}),
+    case("GET", "/tools/metrics-prometheus", OPERATIONS),
     case("GET", "/jobs", {"admin"}),
     case("GET", "/modalities", {"admin"}),
     case("POST", "/modalities/nowhere/echo", {"admin"}, body="{}"),
@@ -235,7 +241,7 @@ def world(orthanc: OrthancServer, dicom_file) -> dict:
             f"{prefix}_sop_uid": ds.SOPInstanceUID,
         }
     tokens = {"admin": orthanc.login("admin", ADMIN_PASSWORD)}
-    for role in ("radiologist", "technician", "referrer"):
+    for role in ("radiologist", "technician", "referrer", "metrics"):
         body = {"username": f"matrix-{role}", "password": PASSWORD, "role": role}
         if role == "referrer":
             body["studies"] = [ids["linked_uid"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import requests
+
 from tests.support.server import OrthancServer, wait_for
 
 
@@ -25,6 +27,28 @@ def test_health_lists_every_component(orthanc: OrthancServer) -> None:
     assert components["workers"]["alive"] == 2
     assert components["storage"]["freeBytes"] > 0
     assert components["database"]["migrations"] >= 2
+
+
+def test_without_an_account_health_says_only_what_a_load_balancer_needs(
+    orthanc: OrthancServer,
+) -> None:
+    """Paths, free bytes and worker PIDs go to admins and the metrics role only."""
+    detailed = orthanc.get("/api/health").json()  # as admin
+    anonymous = requests.get(orthanc.url("/api/health"), timeout=10)
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {
+        "status": detailed["status"],
+        "components": {name: {"healthy": True} for name in detailed["components"]},
+    }
+    password = "Scraper-Pass-8642"
+    user = {"username": "health-scraper", "password": password, "role": "metrics"}
+    assert orthanc.post("/api/users", json=user).status_code == 201
+    scraper = requests.get(
+        orthanc.url("/api/health"), auth=("health-scraper", password), timeout=10
+    ).json()
+    assert scraper["components"]["workers"]["workers"] and scraper["components"]["storage"]["path"]
+    wrong = requests.get(orthanc.url("/api/health"), auth=("health-scraper", "no"), timeout=10)
+    assert wrong.json()["components"]["storage"] == {"healthy": True}
 
 
 def test_queue_figures_are_published_as_metrics(orthanc: OrthancServer) -> None:

@@ -13,35 +13,25 @@ it is read.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditEntry
+from hounsfield.auth.credentials import ACCESS_COOKIE, Authenticator
 from hounsfield.auth.permissions import Match, PermissionTable, StudyRef
+from hounsfield.auth.principal import Principal, Refused
 from hounsfield.auth.roles import Role
-from hounsfield.auth.store import Session, SessionStore, UserStore
+from hounsfield.auth.store import UserStore
 from hounsfield.auth.studies import StudyResolver
-from hounsfield.auth.tokens import TokenError, TokenService
 from hounsfield.config import LimitsSection
-from hounsfield.web.http import HttpError
 
-ACCESS_COOKIE = "hf_access"
-SERVICE_ACCOUNT = "hounsfield-worker"
+__all__ = ["ACCESS_COOKIE", "Decision", "Gate", "Principal", "Refused"]
+
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
 SUSPICIOUS = ("..", "//", "\\", "%", "\x00", ";")
-
-
-@dataclass(frozen=True)
-class Principal:
-    username: str
-    role: Role
-    session_id: str
-    via_cookie: bool
 
 
 @dataclass(frozen=True)
@@ -55,34 +45,18 @@ class Decision:
     body_may_be_read: bool = True
 
 
-# What the plugin's own worker processes act as: technician rights, audited by this name.
-SERVICE_PRINCIPAL = Principal(SERVICE_ACCOUNT, Role.TECHNICIAN, "service", via_cookie=False)
-
-
-class Refused(HttpError):
-    """Authentication or authorization said no; an HTTP error the client may read."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(status, reason)
-        self.reason = reason
-
-
 class Gate:
     def __init__(
         self,
-        service_token: str,
-        tokens: TokenService,
-        sessions: SessionStore,
+        authenticator: Authenticator,
         users: UserStore,
         resolver: StudyResolver,
         recorder: AccessRecorder,
         limits: LimitsSection,
         rules: PermissionTable,
     ) -> None:
-        self._service_token = service_token
+        self.authenticator = authenticator
         self.limits = limits
-        self.tokens = tokens
-        self.sessions = sessions
         self.users = users
         self.resolver = resolver
         self.recorder = recorder
@@ -95,7 +69,10 @@ class Gate:
         headers: Mapping[str, str],
         query: Mapping[str, str],
         ip: str,
+        *,
+        secure: bool = False,
     ) -> Decision:
+        """``secure``: the request came over TLS (HTTP Basic needs it, see ``credentials``)."""
         principal: Principal | None = None
         found: Match | None = None
         try:
@@ -103,13 +80,16 @@ class Gate:
             found = self.rules.match(method, _route_key(path))
             self._check_announced_body(found, headers)
             if found is not None and found.rule.access.open:
-                return Decision(True)
-            principal, session = self._authenticate(headers)
+                who = self._identify(headers, ip, secure) if method in SAFE_METHODS else None
+                return Decision(True, principal=who)
+            principal, session = self.authenticator.authenticate(headers, ip=ip, secure=secure)
             cookie_write = principal.via_cookie and method not in SAFE_METHODS
             if cookie_write and (session is None or headers.get(CSRF_HEADER) != session.csrf_token):
                 raise Refused(403, "CSRF token missing or invalid (send X-CSRF-Token)")
             if found is None or principal.role not in found.rule.access.roles:
                 raise Refused(403, f"{principal.role.value} may not {method} {path}")
+            if principal.read_only and not _reads(method, found):
+                raise Refused(403, f"this API key is read-only: it may not {method} {path}")
             study_uid = self._study_of(found, query)
             if principal.role is Role.REFERRER and found.rule.access.study is not None:
                 allowed_keys = found.rule.access.referrer_query
@@ -147,21 +127,13 @@ class Gate:
             return False
         return not unknown and (length or 0) <= self.limits.request_bytes
 
-    def _authenticate(self, headers: Mapping[str, str]) -> tuple[Principal, Session | None]:
-        token, via_cookie = _credentials(headers)
-        if len(token) > self.limits.token_bytes:
-            raise Refused(401, f"token longer than Limits.TokenBytes ({self.limits.token_bytes})")
-        if not via_cookie and hmac.compare_digest(token, self._service_token):
-            return SERVICE_PRINCIPAL, None
+    def _identify(self, headers: Mapping[str, str], ip: str, secure: bool) -> Principal | None:
+        """Who reads at an open door, if they say (the health report tells admins more);
+        never asked of a sign-in, whose wrong Basic header would count twice."""
         try:
-            claims = self.tokens.verify(token)
-        except TokenError as error:
-            raise Refused(401, error.reason) from error
-        session = self.sessions.get(claims.session_id)
-        if session is None or not session.active() or session.username != claims.username:
-            raise Refused(401, "session revoked or expired")
-        principal = Principal(claims.username, Role(claims.role), claims.session_id, via_cookie)
-        return principal, session
+            return self.authenticator.authenticate(headers, ip=ip, secure=secure)[0]
+        except Refused:
+            return None
 
     def _study_of(self, found: Match, query: Mapping[str, str]) -> str | None:
         study = found.rule.access.study
@@ -187,6 +159,8 @@ class Gate:
         if outcome == "allowed" and (rule is None or not rule.patient_data):
             return
         detail = {"method": method, "path": path}
+        if principal is not None and principal.key is not None:
+            detail["key"] = principal.key
         if reason:
             detail["reason"] = reason
         if query and rule is not None and rule.audit == "patient.search":
@@ -217,6 +191,11 @@ def announced_body(headers: Mapping[str, str]) -> tuple[int | None, bool]:
     return int(declared), chunked
 
 
+def _reads(method: str, found: Match) -> bool:
+    """Whether a request only reads: a safe method, or a search sent by POST."""
+    return method in SAFE_METHODS or found.rule.access.audit == "patient.search"
+
+
 def _route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
@@ -226,21 +205,3 @@ def _check_shape(path: str, headers: Mapping[str, str]) -> None:
         raise Refused(400, "method override headers are not accepted")
     if not path.startswith("/") or any(token in path for token in SUSPICIOUS):
         raise Refused(400, "malformed path")
-
-
-def _credentials(headers: Mapping[str, str]) -> tuple[str, bool]:
-    authorization = headers.get("authorization")
-    if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Refused(401, "use 'Authorization: Bearer <token>'")
-        return token.strip(), False
-    cookie_header = headers.get("cookie")
-    if cookie_header:
-        try:
-            cookies = SimpleCookie(cookie_header)
-        except CookieError as error:
-            raise Refused(401, "malformed cookie header") from error
-        if ACCESS_COOKIE in cookies:
-            return cookies[ACCESS_COOKIE].value, True
-    raise Refused(401, "authentication required")

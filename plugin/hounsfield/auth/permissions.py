@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hounsfield.auth.roles import STAFF, Role
+from hounsfield.auth.roles import OPERATIONS, PEOPLE, STAFF, Role
 
 ANY_METHOD = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH"})
 ANY_USER = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
 ACQUISITION = frozenset({Role.ADMIN, Role.TECHNICIAN})
-READERS = STAFF | {Role.REFERRER}  # staff, and a referrer for a study linked to them
+READERS = PEOPLE  # staff, and a referrer for a study linked to them
 
 
 class StudyRef(StrEnum):
@@ -115,6 +115,8 @@ def _staff_search(methods: str, template: str) -> Rule:
 ORTHANC_DOORS: tuple[Rule, ...] = (
     # Orthanc's REST API: reading.
     door("GET", "/system", roles=STAFF),
+    # Orthanc's Prometheus figures: counts and timings, no patient data.
+    door("GET", "/tools/metrics-prometheus", roles=OPERATIONS),
     _staff_search("GET", "/patients"),
     _staff_search("GET", "/studies"),
     _staff_search("GET", "/series"),

@@ -6,14 +6,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hounsfield.auth import store, user_routes
-from hounsfield.auth.gate import ACCESS_COOKIE
+from hounsfield.auth import key_routes, keys, store, user_routes
+from hounsfield.auth.credentials import ACCESS_COOKIE
 from hounsfield.auth.permissions import ANY_USER
+from hounsfield.auth.principal import Principal
 from hounsfield.auth.roles import Role
 from hounsfield.auth.service import SignedIn
 from hounsfield.auth.store import User
 from hounsfield.i18n import LANGUAGES
-from hounsfield.web import Request, Response, RouteTable
+from hounsfield.web import HttpError, Request, Response, RouteTable
 
 if TYPE_CHECKING:
     from hounsfield.registry import Registry
@@ -148,11 +149,23 @@ def logout(request: Request) -> Response:
     return response
 
 
+def _person(request: Request) -> Principal:
+    """The caller, when a person signed in (an API key does not change its owner's
+    password or second factor)."""
+    principal = request.user()
+    if principal.key is not None:
+        raise HttpError(403, "an API key cannot change its owner's sign-in: sign in as a person")
+    return principal
+
+
 @routes.get("/api/auth/me", roles=ANY_USER)
 def me(request: Request) -> dict[str, Any]:
+    """The caller: a user (by session or HTTP Basic), or an API key with its owner."""
     principal = request.user()
     user = request.core.users.get(principal.username)
-    return {**_user_json(request, user), "session": principal.session_id}
+    about = _user_json(request, user) if user is not None else {"username": principal.username}
+    key = {"key": principal.key, "readOnly": principal.read_only} if principal.key else {}
+    return {**about, "role": principal.role.value, "session": principal.session_id, **key}
 
 
 @routes.route("PUT", "/api/auth/me", roles=ANY_USER)
@@ -167,26 +180,27 @@ def change_own_settings(request: Request) -> dict[str, Any]:
 def change_password(request: Request) -> dict[str, Any]:
     body = request.parse(PasswordChange)
     request.core.auth.change_password(
-        request.user(), body.current_password, body.new_password, ip=request.ip
+        _person(request), body.current_password, body.new_password, ip=request.ip
     )
     return {"passwordChanged": True}
 
 
 @routes.post("/api/auth/totp/setup", roles=ANY_USER)
 def begin_totp(request: Request) -> dict[str, Any]:
-    secret, uri = request.core.auth.begin_totp(request.user())
+    secret, uri = request.core.auth.begin_totp(_person(request))
     return {"secret": secret, "otpauth_uri": uri}
 
 
 @routes.post("/api/auth/totp/confirm", roles=ANY_USER)
 def confirm_totp(request: Request) -> dict[str, Any]:
     body = request.parse(OneTimePassword)
-    request.core.auth.confirm_totp(request.user(), body.otp, ip=request.ip)
+    request.core.auth.confirm_totp(_person(request), body.otp, ip=request.ip)
     return {"totpEnabled": True}
 
 
 def register(registry: Registry) -> None:
     """Core: users, sessions, sign-in and user administration."""
-    registry.migration(*store.MIGRATIONS)
+    registry.migration(*store.MIGRATIONS, *keys.MIGRATIONS)
     registry.routes(routes)
     registry.routes(user_routes.routes)
+    registry.routes(key_routes.routes)

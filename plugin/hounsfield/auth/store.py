@@ -171,6 +171,13 @@ class UserStore:
         rows = self.db.query("SELECT * FROM users WHERE username = ?", (username,))
         return User.from_row(rows[0]) if rows else None
 
+    def credentials(self, username: str) -> tuple[User, str, str | None] | None:
+        """(user, password hash, TOTP secret) in one read; None for an unknown user."""
+        rows = self.db.query("SELECT * FROM users WHERE username = ?", (username,))
+        if not rows:
+            return None
+        return User.from_row(rows[0]), rows[0]["password_hash"], rows[0]["totp_secret"]
+
     def secrets_of(self, username: str) -> tuple[str | None, str | None]:
         """(password hash, TOTP secret) of a user; (None, None) for an unknown one."""
         rows = self.db.query(
@@ -208,6 +215,7 @@ class UserStore:
         with self.db.transaction():
             self.db.execute("DELETE FROM referrer_studies WHERE username = ?", (username,))
             self.db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+            self.db.execute("DELETE FROM api_keys WHERE owner = ?", (username,))
             self.db.execute("DELETE FROM users WHERE username = ?", (username,))
 
     def record_failure(self, username: str, *, max_failures: int, lockout_seconds: int) -> User:

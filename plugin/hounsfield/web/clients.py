@@ -44,3 +44,11 @@ def client_address(peer: str, headers: Mapping[str, str], proxies: tuple[Network
         if not _trusted(hop, proxies):
             return hop
     return client
+
+
+def came_over_tls(peer: str, headers: Mapping[str, str], proxies: tuple[Network, ...]) -> bool:
+    """Whether a trusted proxy says it took the request over HTTPS (the last value of
+    ``X-Forwarded-Proto``, the nearest proxy's; from anyone else it proves nothing)."""
+    if not proxies or not _trusted(peer, proxies):
+        return False
+    return headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower() == "https"

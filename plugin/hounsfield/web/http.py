@@ -16,7 +16,7 @@ from hounsfield.untrusted.jsontext import parse_json
 from hounsfield.web.multipart import Part, iter_parts
 
 if TYPE_CHECKING:
-    from hounsfield.auth.gate import Principal
+    from hounsfield.auth.principal import Principal
     from hounsfield.services import CoreServices, Services
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)

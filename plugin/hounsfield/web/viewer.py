@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hounsfield.auth.permissions import ANY_USER
+from hounsfield.auth.roles import PEOPLE
 from hounsfield.web.http import HttpError, Request, Response
 from hounsfield.web.router import RouteTable
 
@@ -49,8 +49,8 @@ def _answer(path: Path) -> Response:
     )
 
 
-@routes.get(PREFIX, roles=ANY_USER, page=True)
-@routes.get(PREFIX + "/{relative:path}", roles=ANY_USER, page=True)
+@routes.get(PREFIX, roles=PEOPLE, page=True)
+@routes.get(PREFIX + "/{relative:path}", roles=PEOPLE, page=True)
 def viewer(request: Request) -> Response:
     relative = request.path_params.get("relative", "")
     found = _file(relative) if relative else None

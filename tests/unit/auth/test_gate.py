@@ -7,7 +7,9 @@ import pytest
 
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditTrail
-from hounsfield.auth.gate import ACCESS_COOKIE, Gate
+from hounsfield.auth.credentials import ACCESS_COOKIE, Authenticator
+from hounsfield.auth.gate import Gate
+from hounsfield.auth.keys import KeyStore
 from hounsfield.auth.permissions import ADMIN_CATCH_ALL, ORTHANC_DOORS, PermissionTable
 from hounsfield.auth.roles import Role
 from hounsfield.auth.service import AuthService
@@ -35,10 +37,17 @@ def world(database: Database):
     users, sessions, trail = UserStore(database), SessionStore(database), AuditTrail(database)
     tokens = TokenService(b"k" * 32, 900)
     auth = AuthService(users, sessions, tokens, trail, AuthSection())
-    gate = Gate(
+    authenticator = Authenticator(
         SERVICE_TOKEN,
         tokens,
         sessions,
+        KeyStore(database),
+        auth,
+        max_bytes=LimitsSection().token_bytes,
+        plain_basic=False,
+    )
+    gate = Gate(
+        authenticator,
         users,
         StudyResolver(StudiesById()),
         AccessRecorder(trail),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hounsfield.audit.trail import AuditTrail
-from hounsfield.auth.gate import Principal, Refused
+from hounsfield.auth.principal import Principal, Refused
 from hounsfield.auth.roles import Role
 from hounsfield.auth.service import AuthService
 from hounsfield.auth.store import SessionStore, UserStore

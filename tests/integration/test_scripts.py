@@ -38,7 +38,7 @@ from orthanc_api_client.exceptions import NotAuthorized
 from pydicom.dataset import Dataset
 from pyorthanc import Orthanc
 
-from tests.support.server import OrthancServer
+from tests.support.server import ADMIN_PASSWORD, OrthancServer
 
 PASSWORD = "Scripts-Pass-1357"
 KEY = re.compile(r"^hfk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$")
@@ -433,3 +433,25 @@ def test_the_health_reports_details_only_to_operations(
 
     technician = ("scripts-technician", PASSWORD)
     assert is_summary(requests.get(orthanc.url("/api/health"), auth=technician, timeout=10).json())
+
+
+def test_with_remote_access_basic_needs_https_said_by_a_trusted_proxy(tmp_path: Path) -> None:
+    """Open to the network, a password sent in clear is refused; through our proxy, which
+    says it took the request over HTTPS, it is taken; a bearer token is taken either way."""
+    server = OrthancServer(
+        tmp_path / "remote",
+        remote_access_allowed=True,
+        hounsfield__workers=0,
+        hounsfield__trusted_proxies=["127.0.0.1"],
+    ).start()
+    try:
+        me = server.url("/api/auth/me")
+        admin = ("admin", ADMIN_PASSWORD)
+        plain = requests.get(me, auth=admin, timeout=10)
+        assert plain.status_code == 401 and "plain HTTP" in plain.json()["error"]
+        proxied = requests.get(me, auth=admin, headers={"X-Forwarded-Proto": "https"}, timeout=10)
+        assert proxied.status_code == 200 and proxied.json()["username"] == "admin"
+        token = {"Authorization": f"Bearer {server.login('admin', ADMIN_PASSWORD)}"}
+        assert requests.get(me, headers=token, timeout=10).status_code == 200
+    finally:
+        server.stop()

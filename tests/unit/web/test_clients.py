@@ -1,4 +1,5 @@
-"""The client's address behind trusted proxies (X-Forwarded-For read from the right)."""
+"""The client's address behind trusted proxies (X-Forwarded-For read from the right), and
+whether they took the request over HTTPS (X-Forwarded-Proto, from them only)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hounsfield.web.clients import client_address, networks
+from hounsfield.web.clients import came_over_tls, client_address, networks
 
 PROXIES = networks(["10.0.0.0/8", "fd00::/8"])
 
@@ -50,3 +51,23 @@ def test_any_header_gives_the_peer_or_an_address_it_holds(header: str) -> None:
     client = client_address("10.0.0.2", {"x-forwarded-for": header}, PROXIES)
     assert client == "10.0.0.2" or client in [hop.strip() for hop in header.split(",")]
     ipaddress.ip_address(client)
+
+
+@pytest.mark.parametrize(
+    ("peer", "proto", "secure"),
+    [
+        ("10.0.0.2", "https", True),  # our proxy terminated TLS
+        ("10.0.0.2", "HTTPS", True),
+        ("10.0.0.2", "http", False),
+        ("10.0.0.2", None, False),
+        ("10.0.0.2", "http, https", True),  # the nearest proxy's word is the last
+        ("10.0.0.2", "https, http", False),  # a client's own "https" before it proves nothing
+        ("203.0.113.7", "https", False),  # anyone else may write the header
+    ],
+)
+def test_only_a_trusted_proxy_says_the_request_came_over_tls(
+    peer: str, proto: str | None, secure: bool
+) -> None:
+    headers = {} if proto is None else {"x-forwarded-proto": proto}
+    assert came_over_tls(peer, headers, PROXIES) is secure
+    assert not came_over_tls(peer, headers, ())

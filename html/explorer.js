@@ -1,8 +1,10 @@
 // Added to Orthanc Explorer by the Hounsfield plugin: sends the CSRF token with the
-// Explorer's writes (cookie sessions need it), offers "Sign out" and, on a study's page,
-// "Open in viewer" (OHIF) and a button for each study page the features offer this user
-// (GET /api/auth/me: studyPages, e.g. the reading page), and sends the user to the sign-in
-// page when the session is gone.
+// Explorer's writes (cookie sessions need it), offers "Sign out", a button for each page the
+// features link for this user (GET /api/auth/me: links, e.g. Administration) and, on a
+// study's page, "Open in viewer" (OHIF) and a button for each study page or action the
+// features offer this user (studyPages: e.g. the reading page; "Analyze", which POSTs and
+// shows the answer's message), and sends the user to the sign-in page when the session is
+// gone.
 (function () {
   "use strict";
   function cookie(name) {
@@ -29,8 +31,24 @@
     const found = /^#study\?uuid=([0-9a-f-]+)/.exec(window.location.hash);
     return found ? found[1] : null;
   }
-  // The features' study pages (GET /api/auth/me), one button each, shown on a study's page.
+  // The features' study pages and actions (GET /api/auth/me), one button each, shown on a
+  // study's page; their links, on every page.
   const pages = $("<div></div>").css({ display: "flex", gap: "0.5rem" });
+  const links = $("<div></div>").css({ display: "flex", gap: "0.5rem" });
+  function act(page, pressed) {
+    const study = encodeURIComponent(shownStudy());
+    pressed.prop("disabled", true);
+    $.ajax({
+      url: page.template.replace("{study}", study),
+      method: "POST",
+      contentType: "application/json",
+      data: "{}",
+      global: false, // a refusal is said here, not taken for the end of the session
+    })
+      .done((answer) => window.alert(page.title + ": " + (answer.message || "done")))
+      .fail((xhr) => window.alert(page.title + ": " + ((xhr.responseJSON || {}).error || xhr.status)))
+      .always(() => pressed.prop("disabled", false));
+  }
   $.getScript("/login/session.js", function () {
     const session = window.hounsfieldSession;
     session.start();
@@ -38,10 +56,19 @@
       for (const page of user.studyPages) {
         const open = button("hounsfield-open-" + page.name, page.title);
         open.on("click", function () {
+          if (page.method === "POST") {
+            act(page, open);
+            return;
+          }
           const study = encodeURIComponent(shownStudy());
           window.location.assign(page.template.replace("{study}", study));
         });
         pages.append(open);
+      }
+      for (const link of user.links) {
+        const go = button("hounsfield-link-" + link.name, link.title);
+        go.on("click", () => window.location.assign(link.path));
+        links.append(go);
       }
     });
   });
@@ -69,6 +96,6 @@
     const bar = $("<div></div>").css({
       position: "fixed", right: "1rem", bottom: "1rem", zIndex: 2000, display: "flex", gap: "0.5rem",
     });
-    $("body").append(bar.append(pages, viewer, signOut));
+    $("body").append(bar.append(pages, viewer, links, signOut));
   });
 })();

@@ -2,7 +2,8 @@
 // cookies it sets are sent with every later request) and goes on to ?next=, or by default
 // to where the user's role works, as the server says (user.home: Orthanc Explorer for
 // admins, the viewer for others, unless a feature such as the reading worklist says
-// otherwise).
+// otherwise). A user whose password an admin reset chooses a new one first: the session
+// may do nothing else until then, and a refresh then gives it a full token.
 (function () {
   "use strict";
   const form = document.getElementById("login-form");
@@ -26,9 +27,39 @@
     return (user && user.home) || "/ohif/";
   }
 
-  function show(text) {
-    message.textContent = text;
-    message.hidden = !text;
+  function show(text, line) {
+    const where = line || message;
+    where.textContent = text;
+    where.hidden = !text;
+  }
+
+  // After an admin's reset: the new password, then a token without the restriction.
+  function changePassword(current, user) {
+    const change = document.getElementById("change-form");
+    const changeMessage = document.getElementById("change-message");
+    form.hidden = true;
+    change.hidden = false;
+    change.password.focus();
+    change.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      show("", changeMessage);
+      if (change.password.value !== change.repeat.value) {
+        show(t("login.mismatch"), changeMessage);
+        return;
+      }
+      const { api } = window.hounsfieldSession;
+      try {
+        await api("/api/auth/password", {
+          method: "POST",
+          json: { current_password: current, new_password: change.password.value },
+        });
+        const renewed = await api("/api/auth/refresh", { method: "POST" });
+        window.hounsfieldSession.recordExpiry(renewed.expires_in);
+        window.location.assign(nextPage(user));
+      } catch (error) {
+        show(error.message || String(error), changeMessage);
+      }
+    });
   }
 
   form.addEventListener("submit", async function (event) {
@@ -52,7 +83,11 @@
       const answer = await response.json().catch(() => ({}));
       if (response.ok) {
         window.hounsfieldSession.recordExpiry(answer.expires_in);
-        window.location.assign(nextPage(answer.user));
+        if (answer.user.mustChangePassword) {
+          changePassword(body.password, answer.user);
+        } else {
+          window.location.assign(nextPage(answer.user));
+        }
         return;
       }
       if (answer.error === "one-time password required") {

@@ -45,6 +45,7 @@ def orthanc(
             "hounsfield.reading",
             "hounsfield.ai",
             "hounsfield.his",
+            "hounsfield.admin",
         ],
         # On demand only: CT series stored by other tests are not analysed behind them.
         hounsfield_ai__automatic=False,

@@ -56,6 +56,19 @@ class StudyPage:
     title: str
     template: str  # "{study}" stands for Orthanc's study id
     roles: frozenset[Role]
+    # "GET": a page to open; "POST": an action on the study (a route of ours, sent ``{}``,
+    # whose answer's ``message`` is shown), e.g. "Analyze".
+    method: str = "GET"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A feature's page of its own, offered in Orthanc Explorer (e.g. "Administration")."""
+
+    name: str  # for the button's id: #hounsfield-link-<name>
+    title: str
+    path: str
+    roles: frozenset[Role]
 
 
 @dataclass
@@ -68,6 +81,7 @@ class Registry:
     catalogues: list[Path] = field(default_factory=list)
     landings: dict[Role, str] = field(default_factory=dict)  # where a role goes after sign-in
     study_pages: list[StudyPage] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
     route_tables: list[RouteTable] = field(default_factory=list)
     migrations: list[Migration] = field(default_factory=list)
     # Kinds only the application itself submits (their parameters are trusted, e.g. paths).
@@ -110,6 +124,15 @@ class Registry:
         """Offer ``template`` (with ``{study}``, Orthanc's study id) to ``roles`` where a
         study is shown, as a button titled ``title``."""
         self.study_pages.append(StudyPage(name, title, template, frozenset(roles)))
+
+    def study_action(self, name: str, title: str, route: str, roles: Iterable[Role]) -> None:
+        """Offer ``roles`` a button where a study is shown that POSTs ``{}`` to ``route``
+        (with ``{study}``, Orthanc's study id) and shows the answer's ``message``."""
+        self.study_pages.append(StudyPage(name, title, route, frozenset(roles), method="POST"))
+
+    def link(self, name: str, title: str, path: str, roles: Iterable[Role]) -> None:
+        """Offer ``roles`` a button to ``path`` in Orthanc Explorer, on every one of its pages."""
+        self.links.append(Link(name, title, path, frozenset(roles)))
 
     def migration(self, *migrations: Migration) -> None:
         """Create or change the feature's own tables, once each, in the order registered

@@ -33,7 +33,7 @@ OPERATIONS = {"admin", "metrics"}  # who sees the servers' figures (a monitoring
 READING = {"admin", "radiologist"}  # who claims, writes and signs reports
 ACQUISITION = {"admin", "technician"}  # who enters orders and acquisitions
 REFUSED = {401, 403}
-OUR_ROUTES = ("/api/", "/ohif", "/recon", "/reading", "/ai/", "/acquisition")
+OUR_ROUTES = ("/api/", "/ohif", "/recon", "/reading", "/ai/", "/acquisition", "/admin")
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,12 @@ CASES = [
     case("GET", "/api/users/", {"admin"}),
     case("GET", "/api/audit", {"admin"}),
     case("GET", "/api/audit/verify", {"admin"}),
+    case("GET", "/api/audit/export.csv?user=nobody", {"admin"}),
     case("GET", "/api/jobs", STAFF),
     case("POST", "/api/jobs", ACQUISITION, body='{"kind": "tests.sleep"}'),
     case("POST", "/api/jobs/999999/cancel", ACQUISITION),
+    case("POST", "/api/jobs/999999/retry", ACQUISITION),
+    case("GET", "/api/jobs/kinds", STAFF),
     case(
         "POST",
         "/api/acquisitions/simulate",
@@ -131,6 +134,13 @@ CASES = [
     case("GET", "/api/his/merges", {"admin"}),
     case("POST", "/api/his/merges/999999/acknowledge", {"admin"}),
     case("GET", "/acquisition", ACQUISITION),
+    # Administration: admins; the health page for the metrics role too
+    case("GET", "/admin", {"admin"}),
+    case("GET", "/admin/audit.html", {"admin"}),
+    case("GET", "/admin/jobs.js", {"admin"}),
+    case("GET", "/admin/health", OPERATIONS),
+    case("GET", "/admin/health/health.js", OPERATIONS),
+    case("GET", "/api/admin/configuration", {"admin"}),
     case("GET", "/api/series/{linked_series}/planes/axial", STAFF),
     # Orthanc's REST API: lists and searches
     case("GET", "/system", STAFF),

@@ -53,6 +53,24 @@ def test_jobs_are_listed_and_filtered(orthanc: OrthancServer) -> None:
     assert len(page["jobs"]) == 1 and page["limit"] == 1
 
 
+def test_a_failed_job_is_retried_as_a_new_job_and_nothing_else_is(orthanc: OrthancServer) -> None:
+    failed = orthanc.wait_job(orthanc.submit("tests.fail", message="retry me")["id"])
+    again = orthanc.post(f"/api/jobs/{failed['id']}/retry")
+    assert again.status_code == 201
+    retried = again.json()
+    assert retried["id"] != failed["id"] and retried["kind"] == "tests.fail"
+    assert retried["params"] == failed["params"]
+    assert orthanc.wait_job(retried["id"])["error"] == "ValueError: retry me"
+    assert orthanc.job(failed["id"])["state"] == "failed"  # the old one stays as it ended
+    done = orthanc.wait_job(orthanc.submit("tests.sleep", seconds=0)["id"])
+    refused = orthanc.post(f"/api/jobs/{done['id']}/retry")
+    assert refused.status_code == 409 and "succeeded" in refused.json()["error"]
+    kinds = orthanc.get("/api/jobs/kinds").json()
+    assert {"tests.fail", "tests.sleep"} <= set(kinds["submittable"]) <= set(kinds["kinds"])
+    internal = sorted(set(kinds["kinds"]) - set(kinds["submittable"]))
+    assert "recon.archive" in internal  # queued by its own route only: never retried here
+
+
 def test_cancel_a_queued_and_a_running_job(orthanc: OrthancServer, tmp_path: Path) -> None:
     # Two workers: keep both busy so the third job stays queued.
     busy = [orthanc.submit("tests.sleep", seconds=30) for _ in range(2)]

@@ -37,6 +37,7 @@ def test_signing_in_opens_orthanc_explorer(
     page.click("#submit")
     page.wait_for_url("**/app/explorer.html**")
     expect(page.locator("#hounsfield-sign-out")).to_be_visible()
+    expect(page.locator("#hounsfield-link-administration")).to_be_visible()  # on every page
     page.get_by_role("link", name="All patients").click()
     expect(page.locator("#all-patients").get_by_text("Login^Page")).to_be_visible()
     page.screenshot(path=str(screenshots / "explorer.png"))
@@ -47,6 +48,12 @@ def test_signing_in_opens_orthanc_explorer(
     expect(page.locator("#study")).to_be_visible()
     expect(page.locator("#hounsfield-open-viewer")).to_be_visible()
     page.screenshot(path=str(screenshots / "explorer-study.png"))
+    # A feature's action on the study: it is sent, and its answer said.
+    said: list[str] = []
+    page.once("dialog", lambda dialog: (said.append(dialog.message), dialog.accept()))
+    page.click("#hounsfield-open-analyze")
+    page.wait_for_function("() => !document.querySelector('#hounsfield-open-analyze').disabled")
+    assert said and said[0].startswith("Analyze: "), said
     with page.context.expect_page() as opened:
         page.click("#hounsfield-open-viewer")
     viewer = opened.value
@@ -73,3 +80,47 @@ def test_next_never_leaves_the_server(orthanc: OrthancServer, page: Page) -> Non
     page.fill("#password", ADMIN_PASSWORD)
     page.click("#submit")
     page.wait_for_url(orthanc.url("/app/explorer.html"))
+
+
+def test_a_password_an_admin_reset_is_changed_at_the_next_sign_in(
+    orthanc: OrthancServer, page: Page, screenshots: Path
+) -> None:
+    name, first, reset, chosen = (
+        "login-reset",
+        "First-Pass-1357",
+        "Reset-Pass-2468",
+        "Mine-Now-9753",
+    )
+    user = {"username": name, "password": first, "role": "radiologist"}
+    assert orthanc.post("/api/users", json=user).status_code == 201
+    changed = orthanc.http.put(
+        orthanc.url(f"/api/users/{name}"), json={"password": reset}, timeout=10
+    )
+    assert changed.status_code == 200
+    assert orthanc.get(f"/api/users/{name}").json()["mustChangePassword"] is True
+    basic = requests.get(orthanc.url("/api/auth/me"), auth=(name, reset), timeout=10)
+    assert basic.status_code == 401 and "choose a new one" in basic.json()["error"]
+    restricted = orthanc.client(orthanc.login(name, reset))
+    assert restricted.get(orthanc.url("/api/jobs"), timeout=10).status_code == 403
+    assert restricted.get(orthanc.url("/studies"), timeout=10).status_code == 403
+    assert restricted.get(orthanc.url("/api/auth/me"), timeout=10).status_code == 200
+
+    page.goto(orthanc.url("/login"))
+    page.fill("#username", name)
+    page.fill("#password", reset)
+    page.click("#submit")
+    expect(page.locator("#change-form")).to_be_visible()
+    page.fill("#new-password", chosen)
+    page.fill("#repeat-password", chosen + "x")
+    page.click("#change-submit")
+    expect(page.locator("#change-message")).to_have_text("The two passwords differ.")
+    page.screenshot(path=str(screenshots / "login-change-password.png"))
+    page.fill("#repeat-password", chosen)
+    page.click("#change-submit")
+    page.wait_for_url(lambda url: "/login" not in url)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    me = requests.get(orthanc.url("/api/jobs"), cookies=cookies, timeout=10)
+    assert me.status_code == 200  # the page's session is a full one now
+    after = requests.get(orthanc.url("/api/auth/me"), auth=(name, chosen), timeout=10).json()
+    assert after["mustChangePassword"] is False and after["lastSignInAt"]
+    assert requests.get(orthanc.url("/studies"), auth=(name, reset), timeout=10).status_code == 403

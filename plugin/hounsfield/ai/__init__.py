@@ -44,5 +44,6 @@ def register(registry: Registry) -> None:
         name="ai.queue_on_stable",
     )
     registry.routes(routes.routes)
+    registry.study_action("analyze", "Analyze", "/api/studies/{study}/analyze", STAFF)
     # The reading page's findings panel: loaded by that page when this extension is there.
     registry.assets("/ai", PAGES_DIRECTORY, {"findings.js": "text/javascript"}, STAFF)

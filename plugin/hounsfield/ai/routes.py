@@ -93,7 +93,8 @@ def analyze_study(request: Request) -> Response:
         for name in chosen:
             params = {"study": study_id, "series": one["ID"], "analyzer": name}
             jobs.append(request.services.submit(ANALYZE, params).to_json())
-    return Response.json({"study": study_id, "jobs": jobs}, status=202)
+    message = f"{len(jobs)} analyses queued" if jobs else "no series the analyzers take"
+    return Response.json({"study": study_id, "jobs": jobs, "message": message}, status=202)
 
 
 @routes.get("/api/studies/{id}/findings", roles=STAFF, audit="study.view", study=STUDY)

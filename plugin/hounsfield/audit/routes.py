@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from typing import TYPE_CHECKING, Any
 
 from hounsfield.audit import trail
+from hounsfield.audit.trail import AuditEntry
 from hounsfield.auth.permissions import ADMIN
-from hounsfield.web import Request, RouteTable
+from hounsfield.web import HttpError, Request, Response, RouteTable
 
 if TYPE_CHECKING:
     from hounsfield.registry import Registry
@@ -14,6 +18,21 @@ if TYPE_CHECKING:
 routes = RouteTable()
 
 MAX_PAGE = 1000
+MAX_STUDIES = 100
+MAX_EXPORT = 100_000
+CSV_COLUMNS = (
+    "id",
+    "at",
+    "username",
+    "role",
+    "ip",
+    "action",
+    "resource",
+    "studyInstanceUid",
+    "outcome",
+    "detail",
+    "hash",
+)
 FILTERS = {
     "user": "username",
     "action": "action",
@@ -23,20 +42,69 @@ FILTERS = {
 }
 
 
-@routes.get("/api/audit", roles=ADMIN)
-def list_audit(request: Request) -> dict[str, Any]:
-    limit, offset = request.page(default=100, maximum=MAX_PAGE)
-    filters = {
+def _filters(request: Request) -> dict[str, str | list[str]]:
+    """The query's filters by column; ``study`` may name several studies (a patient's)."""
+    filters: dict[str, str | list[str]] = {
         column: request.query[name] for name, column in FILTERS.items() if request.query.get(name)
     }
-    entries, total = request.services.audit.query(
-        filters=filters,
+    if "study_uid" in filters:
+        studies = [uid.strip() for uid in str(filters["study_uid"]).split(",") if uid.strip()]
+        if len(studies) > MAX_STUDIES:
+            raise HttpError(400, f"at most {MAX_STUDIES} studies in one filter")
+        filters["study_uid"] = studies
+    return filters
+
+
+def _entries(request: Request, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    return request.services.audit.query(
+        filters=_filters(request),
         since=request.query_value("since"),
         until=request.query_value("until"),
         limit=limit,
         offset=offset,
     )
+
+
+@routes.get("/api/audit", roles=ADMIN)
+def list_audit(request: Request) -> dict[str, Any]:
+    limit, offset = request.page(default=100, maximum=MAX_PAGE)
+    entries, total = _entries(request, limit, offset)
     return {"entries": entries, "total": total, "limit": limit, "offset": offset}
+
+
+@routes.get("/api/audit/export.csv", roles=ADMIN)
+def export_audit(request: Request) -> Response:
+    """The filtered entries as CSV (newest first, at most ``MAX_EXPORT``); the export is
+    itself an audited act, with its filters."""
+    entries, total = _entries(request, MAX_EXPORT, 0)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow(
+            [
+                json.dumps(entry[name], sort_keys=True) if name == "detail" else entry[name]
+                for name in CSV_COLUMNS
+            ]
+        )
+    principal = request.user()
+    request.services.audit.append(
+        AuditEntry(
+            "audit.export",
+            "allowed",
+            username=principal.username,
+            role=principal.role.value,
+            ip=request.ip,
+            resource=request.path,
+            detail={"query": dict(request.query), "rows": len(entries), "matching": total},
+        )
+    )
+    return Response(
+        200,
+        text.getvalue().encode(),
+        "text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
 
 
 @routes.get("/api/audit/verify", roles=ADMIN)

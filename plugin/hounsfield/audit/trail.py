@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -96,14 +97,20 @@ class AuditTrail:
     def query(
         self,
         *,
-        filters: dict[str, str],
+        filters: Mapping[str, str | Sequence[str]],
         since: str | None,
         until: str | None,
         limit: int,
         offset: int,
     ) -> tuple[list[dict[str, Any]], int]:
-        clauses = [f"{column} = ?" for column in filters]
-        params: list[Any] = list(filters.values())
+        """Entries newest first, and how many match; a filter given several values
+        matches any of them."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in filters.items():
+            values = [value] if isinstance(value, str) else list(value)
+            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params += values
         if since:
             clauses.append("at >= ?")
             params.append(since)

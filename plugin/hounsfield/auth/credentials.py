@@ -133,5 +133,11 @@ class Authenticator:
         if session is None or not session.active() or session.username != claims.username:
             raise Refused(401, "session revoked or expired")
         via_cookie = credential.scheme == "cookie"
-        principal = Principal(claims.username, Role(claims.role), claims.session_id, via_cookie)
+        principal = Principal(
+            claims.username,
+            Role(claims.role),
+            claims.session_id,
+            via_cookie,
+            must_change_password=claims.must_change_password,
+        )
         return principal, session

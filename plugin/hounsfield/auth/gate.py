@@ -31,6 +31,8 @@ __all__ = ["ACCESS_COOKIE", "Decision", "Gate", "Principal", "Refused"]
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
+# What a session whose password an admin reset may do: change it (and sign out).
+PASSWORD_CHANGE_ROUTES = frozenset({"/api/auth/password", "/api/auth/me", "/api/auth/logout"})
 SUSPICIOUS = ("..", "//", "\\", "%", "\x00", ";")
 
 
@@ -86,6 +88,8 @@ class Gate:
             cookie_write = principal.via_cookie and method not in SAFE_METHODS
             if cookie_write and (session is None or headers.get(CSRF_HEADER) != session.csrf_token):
                 raise Refused(403, "CSRF token missing or invalid (send X-CSRF-Token)")
+            if principal.must_change_password and _route_key(path) not in PASSWORD_CHANGE_ROUTES:
+                raise Refused(403, "an admin reset your password: choose a new one first")
             if found is None or principal.role not in found.rule.access.roles:
                 raise Refused(403, f"{principal.role.value} may not {method} {path}")
             if principal.read_only and not _reads(method, found):

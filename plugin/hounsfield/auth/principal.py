@@ -25,6 +25,7 @@ class Principal:
     via_cookie: bool
     key: str | None = None
     read_only: bool = False
+    must_change_password: bool = False  # an admin reset it: the session may only change it
 
 
 # What the plugin's own worker processes act as: technician rights, audited by this name.

@@ -77,9 +77,19 @@ def _user_json(request: Request, user: User) -> dict[str, Any]:
         **user.to_json(),
         "home": registry.landings.get(user.role) or DEFAULT_LANDINGS.get(user.role, VIEWER),
         "studyPages": [
-            {"name": page.name, "title": page.title, "template": page.template}
+            {
+                "name": page.name,
+                "title": page.title,
+                "template": page.template,
+                "method": page.method,
+            }
             for page in registry.study_pages
             if user.role in page.roles
+        ],
+        "links": [
+            {"name": link.name, "title": link.title, "path": link.path}
+            for link in registry.links
+            if user.role in link.roles
         ],
     }
 

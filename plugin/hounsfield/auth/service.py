@@ -188,6 +188,12 @@ class AuthService:
             )
         if remembered:
             return user
+        if via == "basic" and user.must_change_password:
+            raise refuse(
+                401,
+                "an admin reset this password: sign in on the sign-in page to choose a new one",
+                "password must be changed",
+            )
         if user.totp_enabled:
             if via == "basic":
                 raise refuse(
@@ -204,7 +210,7 @@ class AuthService:
                     lockout_seconds=self.settings.lockout_minutes * 60,
                 )
                 raise refuse(401, "one-time password is wrong", "wrong one-time password")
-        self.users.clear_failures(username)
+        self.users.signed_in(username)
         if needs_rehash(password_hash):
             password_hash = hash_password(password)
             self.users.update(username, password_hash=password_hash)
@@ -228,7 +234,7 @@ class AuthService:
         if user is None or user.disabled:
             self.sessions.revoke(session.id, "user disabled")
             raise Refused(401, "no valid session; sign in again")
-        access = self.tokens.issue(user.username, user.role.value, session.id)
+        access = self._access_token(user, session.id)
         return SignedIn(user, access, self.tokens.ttl_seconds, new_refresh, session.csrf_token)
 
     def logout(self, principal: Principal, *, ip: str) -> None:
@@ -258,8 +264,13 @@ class AuthService:
     def create_user(self, username: str, password: str, role: Role) -> User:
         return self.users.create(username, self._acceptable_hash(username, password), role)
 
-    def set_password(self, username: str, password: str) -> None:
-        self.users.update(username, password_hash=self._acceptable_hash(username, password))
+    def set_password(self, username: str, password: str, *, reset: bool = False) -> None:
+        """A new password; ``reset`` (an admin's): its user must change it at next sign-in."""
+        self.users.update(
+            username,
+            password_hash=self._acceptable_hash(username, password),
+            must_change_password=int(reset),
+        )
 
     def _acceptable_hash(self, username: str, password: str) -> str:
         try:
@@ -281,6 +292,14 @@ class AuthService:
         self.users.update(principal.username, totp_enabled=1)
         self._record("user.totp", "allowed", principal.username, ip, resource=principal.username)
 
+    def _access_token(self, user: User, session_id: str) -> str:
+        return self.tokens.issue(
+            user.username,
+            user.role.value,
+            session_id,
+            must_change_password=user.must_change_password,
+        )
+
     def _open_session(self, user: User, *, ip: str, user_agent: str) -> SignedIn:
         session_id = secrets.token_urlsafe(16)
         refresh = f"{session_id}.{new_secret()}"
@@ -294,5 +313,5 @@ class AuthService:
             ip=ip,
             user_agent=user_agent,
         )
-        access = self.tokens.issue(user.username, user.role.value, session_id)
+        access = self._access_token(user, session_id)
         return SignedIn(user, access, self.tokens.ttl_seconds, refresh, csrf)

@@ -75,10 +75,18 @@ def _create_signing_keys(schema: Schema) -> None:
     )
 
 
+def _add_sign_in_state(schema: Schema) -> None:
+    """When each user last signed in, and whether an admin's reset password must be
+    changed before anything else (the administration pages show both)."""
+    schema.add_column("users", "last_sign_in_at", str)
+    schema.add_column("users", "must_change_password", int)
+
+
 MIGRATIONS = [
     Migration("auth.0001.users_sessions", _create_auth_tables),
     Migration("auth.0002.user_language", _add_user_language),
     Migration("auth.0003.signing_keys", _create_signing_keys),
+    Migration("auth.0005.sign_in_state", _add_sign_in_state),
 ]
 
 
@@ -108,6 +116,8 @@ class User:
     created_at: str
     updated_at: str
     language: str | None = None  # for our pages; None: the browser's
+    last_sign_in_at: str | None = None
+    must_change_password: bool = False  # an admin reset the password
 
     @classmethod
     def from_row(cls, row: Row) -> User:
@@ -121,6 +131,8 @@ class User:
             row["created_at"],
             row["updated_at"],
             row["language"],
+            row["last_sign_in_at"],
+            bool(row["must_change_password"]),
         )
 
     def locked(self) -> bool:
@@ -136,6 +148,8 @@ class User:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
             "language": self.language,
+            "lastSignInAt": self.last_sign_in_at,
+            "mustChangePassword": self.must_change_password,
         }
 
 
@@ -233,6 +247,14 @@ class UserStore:
         self.db.execute(
             "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = ?",
             (username,),
+        )
+
+    def signed_in(self, username: str) -> None:
+        """A successful sign-in: failures forgotten, the time kept."""
+        self.db.execute(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL, last_sign_in_at = ?"
+            " WHERE username = ?",
+            (now_iso(), username),
         )
 
     def linked_studies(self, username: str) -> set[str]:

@@ -34,6 +34,7 @@ class AccessClaims:
     role: str
     session_id: str
     expires_at: int
+    must_change_password: bool = False
 
 
 class TokenError(Exception):
@@ -55,9 +56,12 @@ class TokenService:
         # on every use, and revocation lives in the session, checked by the gate.
         self._verified: dict[str, AccessClaims] = {}
 
-    def issue(self, username: str, role: str, session_id: str) -> str:
+    def issue(
+        self, username: str, role: str, session_id: str, *, must_change_password: bool = False
+    ) -> str:
+        """An access token; ``must_change_password``: good for changing it, nothing else."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "sub": username,
             "role": role,
             "sid": session_id,
@@ -66,6 +70,8 @@ class TokenService:
             "exp": now + self.ttl_seconds,
             "jti": secrets.token_hex(8),
         }
+        if must_change_password:
+            claims["chg"] = True
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> AccessClaims:
@@ -118,7 +124,13 @@ class TokenService:
             raise TokenError("token is malformed") from error
         if claims["typ"] != "access":
             raise TokenError("not an access token")
-        return AccessClaims(claims["sub"], claims["role"], claims["sid"], claims["exp"])
+        return AccessClaims(
+            claims["sub"],
+            claims["role"],
+            claims["sid"],
+            claims["exp"],
+            claims.get("chg") is True,
+        )
 
 
 def load_or_create_key(path: Path) -> bytes:

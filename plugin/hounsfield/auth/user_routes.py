@@ -75,7 +75,11 @@ def _keep_an_admin(request: Request, user: User) -> None:
 
 @routes.get("/api/users", roles=ADMIN)
 def list_users(request: Request) -> dict[str, Any]:
-    return {"users": [_user_json(request, user) for user in request.core.users.list()]}
+    policy = {"minLength": request.services.settings.plugin.auth.min_password_length}
+    return {
+        "users": [_user_json(request, user) for user in request.core.users.list()],
+        "passwordPolicy": policy,
+    }
 
 
 @routes.post("/api/users", roles=ADMIN)
@@ -116,7 +120,7 @@ def update_user(request: Request) -> dict[str, Any]:
     if body.unlock:
         request.core.users.clear_failures(user.username)
     if body.password is not None:
-        request.core.auth.set_password(user.username, body.password)
+        request.core.auth.set_password(user.username, body.password, reset=True)
     if changes:
         request.core.users.update(user.username, **changes)
     if {"role", "disabled"} & changes.keys() or body.password is not None:

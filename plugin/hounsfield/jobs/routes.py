@@ -69,6 +69,16 @@ def submit_job(request: Request) -> Response:
     return Response.json(job.to_json(), status=201, Location=f"/api/jobs/{job.id}")
 
 
+@routes.get("/api/jobs/kinds", roles=STAFF)
+def list_kinds(request: Request) -> dict[str, Any]:
+    """Every kind a worker runs (for filters), and those one may submit or retry."""
+    registry = request.services.registry
+    return {
+        "kinds": sorted(registry.job_kinds),
+        "submittable": sorted(set(registry.job_kinds) - registry.internal_job_kinds),
+    }
+
+
 @routes.get("/api/jobs/{job_id:int}", roles=STAFF)
 def get_job(request: Request) -> dict[str, Any]:
     return _job_or_404(request).to_json()
@@ -80,6 +90,21 @@ def cancel_job(request: Request) -> dict[str, Any]:
     if job.state.finished:
         raise HttpError(409, f"job {job.id} already finished: {job.state.value}", job=job.to_json())
     return request.services.jobs.request_cancel(job.id).to_json()
+
+
+@routes.post("/api/jobs/{job_id:int}/retry", roles=ACQUISITION)
+def retry_job(request: Request) -> Response:
+    """A failed or cancelled job queued again as a new job (same kind, parameters and
+    priority; the old one stays as it ended). Internal kinds are queued by their own
+    routes only: their parameters (a spool folder...) may be gone."""
+    job = _job_or_404(request)
+    if job.state not in (JobState.FAILED, JobState.CANCELLED):
+        raise HttpError(409, f"job {job.id} is {job.state.value}: only a failed or cancelled job")
+    registry = request.services.registry
+    if job.kind not in registry.job_kinds or job.kind in registry.internal_job_kinds:
+        raise HttpError(409, f"jobs of kind {job.kind!r} are queued by their own feature only")
+    again = request.services.submit(job.kind, job.params, priority=job.priority)
+    return Response.json(again.to_json(), status=201, Location=f"/api/jobs/{again.id}")
 
 
 def register(registry: Registry) -> None:

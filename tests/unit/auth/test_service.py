@@ -75,3 +75,18 @@ def test_signing_out_revokes_the_session(auth) -> None:
     principal = Principal("rad", Role.RADIOLOGIST, claims.session_id, via_cookie=False)
     auth.logout(principal, ip="10.0.0.1")
     assert not auth.sessions.get(claims.session_id).active()
+
+
+def test_an_admins_reset_lets_the_next_session_change_the_password_and_nothing_else(
+    auth,
+) -> None:
+    assert auth.users.get("rad").last_sign_in_at is None
+    auth.set_password("rad", "Reset-By-Admin-2468", reset=True)
+    signed = sign_in(auth, "Reset-By-Admin-2468")
+    assert auth.users.get("rad").last_sign_in_at is not None
+    assert auth.tokens.verify(signed.access_token).must_change_password
+    principal = Principal("rad", Role.RADIOLOGIST, signed.refresh_token.split(".")[0], False)
+    auth.change_password(principal, "Reset-By-Admin-2468", "Chosen-By-Me-9753", ip="10.0.0.1")
+    renewed = auth.refresh(signed.refresh_token, ip="10.0.0.1")
+    assert not auth.tokens.verify(renewed.access_token).must_change_password
+    assert not auth.users.get("rad").must_change_password

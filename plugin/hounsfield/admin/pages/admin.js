@@ -51,7 +51,8 @@
       explorer.href = "/app/explorer.html";
       nav.append(explorer);
     }
-    nav.append(element("span", "account", i18n.t("nav.account", { user: user.username, role: user.role })));
+    const role = i18n.t("role." + user.role);
+    nav.append(element("span", "account", i18n.t("nav.account", { user: user.username, role: role })));
     const language = element("select");
     language.setAttribute("aria-label", i18n.t("nav.language"));
     i18n.menu(language);

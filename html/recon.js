@@ -92,7 +92,14 @@
 
   async function loadSeries() {
     const listing = await api("/api/projections?limit=1000");
-    const wanted = new URLSearchParams(window.location.search).get("series");
+    const asked = new URLSearchParams(window.location.search);
+    // ?series= one series; ?study= (Orthanc Explorer's "Reconstruct") that study's first.
+    const ofStudy = listing.projections.find((series) => series.study === asked.get("study"));
+    const wanted = asked.get("series") || (ofStudy && ofStudy.id);
+    if (asked.has("study") && !wanted) {
+      seriesInfo.textContent = t("recon.no_series_in_study");
+      return;
+    }
     for (const series of listing.projections) {
       const option = document.createElement("option");
       option.value = series.id;

@@ -76,3 +76,11 @@ def test_a_series_that_cannot_be_reconstructed_says_why(
     expect(page.locator("#run")).to_be_disabled()
     expect(page.locator("#series option", has_text="cannot be reconstructed")).to_have_count(1)
     page.screenshot(path=str(screenshots / "recon-page-not-reconstructable.png"))
+    # Orthanc Explorer's "Reconstruct" on a study: its projection series, or why there is none
+    study = orthanc.get(f"/series/{series}").json()["ParentStudy"]
+    page.goto(orthanc.url(f"/recon?study={study}"))
+    expect(page.locator("#series")).to_have_value(series)
+    page.goto(orthanc.url("/recon?study=no-such-study"))
+    expect(page.locator("#series-info")).to_have_text(
+        "This study has no projection series to reconstruct."
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-from hounsfield.api import STAFF, Event, Migration, Registry, Schema
+from hounsfield.api import ACQUISITION, STAFF, Event, Migration, Registry, Schema
 from hounsfield.recon import candidates, routes, tasks
 from hounsfield.recon.kinds import ARCHIVE, RECONSTRUCT, SIMULATE
 from hounsfield.recon.rules import SECTION, DetectionRules
@@ -47,3 +47,5 @@ def register(registry: Registry) -> None:
     registry.routes(routes.routes)
     # The technicians' page: runs of a projection series, new runs, their QC.
     registry.page("/recon", PAGES_DIRECTORY, "recon.html", PAGE_ASSETS, roles=STAFF)
+    # Orthanc Explorer's "Reconstruct": the study's projection series on the tuning page.
+    registry.study_page("reconstruct", "Reconstruct", "/recon?study={study}", ACQUISITION)

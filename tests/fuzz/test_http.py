@@ -3,6 +3,7 @@ hostile inputs, then the server must still be whole (conftest's ``assert_unharme
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_hostile_bodies(
         ]
     ),
     token=tokens(),
-    where=st.sampled_from(["bearer", "cookie", "scheme"]),
+    where=st.sampled_from(["bearer", "cookie", "scheme", "basic", "basic-encoded", "key"]),
     # Framing headers (Content-Length, Transfer-Encoding) are left to the explicit cases in
     # tests/integration/test_hostile_input.py: a length that lies makes the server wait for
     # bytes that never come, which is HTTP, not a parser of ours.
@@ -129,6 +130,13 @@ def test_hostile_headers(
 ) -> None:
     if where == "bearer":
         headers = {"Authorization": f"Bearer {token}"}
+    elif where == "basic":  # whatever follows the scheme, base64 or not
+        headers = {"Authorization": f"Basic {token}"}
+    elif where == "basic-encoded":  # well-formed base64 of anything ("user:password" or not)
+        encoded = base64.b64encode(token.encode("utf-8", "surrogatepass")).decode()
+        headers = {"Authorization": f"Basic {encoded}"}
+    elif where == "key":  # what looks like one of our API keys
+        headers = {"Authorization": f"Bearer hfk_{token}"}
     elif where == "cookie":
         headers = {"Cookie": f"hf_access={token}; hf_csrf={token[:50]}"}
     else:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 PAGES_DIRECTORY = Path(__file__).resolve().parents[3] / "html"
 LOGIN_ASSETS = {
     "login.css": "text/css; charset=utf-8",
+    "pages.css": "text/css; charset=utf-8",  # the look all our pages share
     "login.js": "text/javascript",
     "session.js": "text/javascript",  # keeps signed-in pages signed in (viewer, Explorer)
     "i18n.js": "text/javascript",  # translates every page of ours, the sign-in page first

@@ -16,7 +16,6 @@ import io
 import itertools
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from hounsfield.his import CATALOGUE
+from tests.support.browser import no_page_errors
+from tests.support.browser import signed_in as browser_signed_in
 from tests.support.fhir import FhirServer
 from tests.support.reading import PASSWORD, untranslated
 from tests.support.server import OrthancServer, wait_for
@@ -47,14 +48,6 @@ def technician(orthanc: OrthancServer) -> str:
     return TECHNICIAN
 
 
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
 def signed_in(
     browser: Browser,
     contexts: list[BrowserContext],
@@ -62,26 +55,10 @@ def signed_in(
     path: str,
     username: str = TECHNICIAN,
 ) -> Page:
-    """``username``, signed in through the sign-in page that ``path`` sent them to (in an
-    English browser); page errors are collected (``no_page_errors``)."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
-    contexts.append(context)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(orthanc.url(path))
-    page.wait_for_url("**/login?next=**")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#submit")
-    page.wait_for_url("**" + path)
-    expect(page.locator("#account")).to_contain_text(username)
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-def no_page_errors(page: Page) -> None:
-    assert page.errors == []  # type: ignore[attr-defined]
+    """``username`` (a technician's password), signed in on ``path`` in an English browser."""
+    return browser_signed_in(
+        browser, contexts, orthanc, path, username, PASSWORD, account="#account"
+    )
 
 
 def field_error(page: Page, name: str):

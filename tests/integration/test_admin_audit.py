@@ -14,15 +14,15 @@ import csv
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pydicom
-import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.support.browser import no_page_errors
+from tests.support.browser import signed_in as browser_signed_in
 from tests.support.reading import untranslated
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
 
@@ -36,34 +36,22 @@ PAGE = "/admin/audit.html"
 SIGN_INS, REFUSALS = 3, 12  # more refusals than the page of 10 the test asks for
 
 
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
 def signed_in(
     browser: Browser, contexts: list[BrowserContext], orthanc: OrthancServer, locale: str = "en-GB"
 ) -> Page:
     """The admin on the audit page, signed in through the sign-in page it sent them to."""
-    context = browser.new_context(
-        viewport={"width": 1440, "height": 1000}, locale=locale, accept_downloads=True
+    return browser_signed_in(
+        browser,
+        contexts,
+        orthanc,
+        PAGE,
+        "admin",
+        ADMIN_PASSWORD,
+        locale=locale,
+        viewport=(1440, 1000),
+        accept_downloads=True,
+        account="header .account",
     )
-    contexts.append(context)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(orthanc.url(PAGE))
-    page.wait_for_url("**/login?next=**")
-    page.fill("#username", "admin")
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("#submit")
-    page.wait_for_url("**" + PAGE + "**")
-    expect(page.locator("header .account")).to_contain_text("admin")
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
 
 
 def audit(orthanc: OrthancServer, **filters: object) -> dict:
@@ -227,7 +215,7 @@ def test_an_admin_filters_pages_opens_exports_and_verifies(
     expect(page.locator("#counts")).to_have_text(counts(1, 10, REFUSALS))
     page.locator("#rows button.toggle").nth(1).click()
     page.screenshot(path=screenshots / "admin-audit-en.png", full_page=True)
-    assert page.errors == []  # type: ignore[attr-defined]
+    no_page_errors(page)
 
 
 def test_the_page_names_the_entry_changed_behind_the_applications_back(
@@ -267,7 +255,7 @@ def test_the_page_names_the_entry_changed_behind_the_applications_back(
         expect(row.locator("button.toggle")).to_be_focused()
         expect(page.locator(f"#detail-{target} pre.json")).to_contain_text('"role": "admin"')
         page.screenshot(path=screenshots / "admin-audit-broken-en.png", full_page=True)
-        assert page.errors == []  # type: ignore[attr-defined]
+        no_page_errors(page)
 
         french = signed_in(browser, contexts, server, locale="fr-FR")
         expect(french).to_have_title("Journal d'audit · Hounsfield")
@@ -279,6 +267,6 @@ def test_the_page_names_the_entry_changed_behind_the_applications_back(
         expect(french.locator(f"#detail-{target}")).to_be_visible()
         french.screenshot(path=screenshots / "admin-audit-broken-fr.png", full_page=True)
         assert untranslated(french, *CATALOGUES) == set()
-        assert french.errors == []  # type: ignore[attr-defined]
+        no_page_errors(french)
     finally:
         server.stop()

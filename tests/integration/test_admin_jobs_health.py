@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from hounsfield.admin import CATALOGUES
+from tests.support.browser import no_page_errors
+from tests.support.browser import signed_in as browser_signed_in
 from tests.support.reading import PASSWORD, untranslated
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, wait_for
 
@@ -46,14 +47,6 @@ def people(orthanc: OrthancServer) -> dict[str, str]:
     return made
 
 
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
 def signed_in(
     browser: Browser,
     contexts: list[BrowserContext],
@@ -63,26 +56,17 @@ def signed_in(
     password: str = PASSWORD,
     locale: str = "en-GB",
 ) -> Page:
-    """``username`` signed in through the sign-in page that ``path`` sent them to; page
-    errors are collected in ``page.errors``."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=locale)
-    contexts.append(context)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(orthanc.url(path))
-    page.wait_for_url("**/login?next=**")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#submit")
-    page.wait_for_url("**" + path.split("?")[0] + "*")
-    expect(page.locator("header .account")).to_contain_text(username)
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-def no_page_errors(page: Page) -> None:
-    assert page.errors == []  # type: ignore[attr-defined]
+    """``username`` (this file's admin by default) signed in on ``path``, named in the header."""
+    return browser_signed_in(
+        browser,
+        contexts,
+        orthanc,
+        path,
+        username,
+        password,
+        locale=locale,
+        account="header .account",
+    )
 
 
 def row(page: Page, job_id: int):

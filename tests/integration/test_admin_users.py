@@ -13,14 +13,14 @@ translated.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from hounsfield.admin import CATALOGUES
+from tests.support.browser import no_page_errors, signed_in
 from tests.support.reading import PASSWORD, stored_study, untranslated
 from tests.support.server import ADMIN_PASSWORD, OrthancServer
 
@@ -50,51 +50,6 @@ def studies(orthanc: OrthancServer, dicom_file: Callable[..., Path]) -> dict[str
     return {name: stored_study(orthanc, path) for name, path in made.items()}
 
 
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
-def signed_in(
-    browser: Browser,
-    contexts: list[BrowserContext],
-    orthanc: OrthancServer,
-    path: str,
-    username: str,
-    password: str,
-    locale: str = "en-GB",
-) -> Page:
-    """``username`` signed in through the sign-in page that ``path`` sent them to; page errors
-    are collected in ``page.errors``, confirmations accepted and kept in ``page.dialogs``."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=locale)
-    contexts.append(context)
-    page = context.new_page()
-    errors: list[str] = []
-    dialogs: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-
-    def answer(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", answer)
-    if path.startswith("/api/"):  # no page to send them to sign in: they go themselves
-        page.goto(orthanc.url("/login?next=" + quote(path, safe="")))
-    else:
-        page.goto(orthanc.url(path))
-        page.wait_for_url("**/login?next=**")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#submit")
-    page.wait_for_url(lambda url: url == orthanc.url(path))
-    page.errors = errors  # type: ignore[attr-defined]
-    page.dialogs = dialogs  # type: ignore[attr-defined]
-    return page
-
-
 def user(orthanc: OrthancServer, name: str) -> dict:
     answer = orthanc.get(f"/api/users/{name}")
     assert answer.status_code == 200, answer.text
@@ -122,7 +77,7 @@ def test_an_admin_manages_users_on_the_page(
         body = {"username": name, "password": PASSWORD, "role": role}
         assert orthanc.post("/api/users", json=body).status_code == 201
     radiologist = signed_in(browser, contexts, orthanc, "/reading", RADIOLOGIST, PASSWORD)
-    page = signed_in(browser, contexts, orthanc, "/admin", "admin", ADMIN_PASSWORD)
+    page = signed_in(browser, contexts, orthanc, "/admin", "admin", ADMIN_PASSWORD, dialogs=True)
     expect(page.locator("header nav a[aria-current=page]")).to_have_text("Users")
     expect(page).to_have_title("Users · Hounsfield")
     admin_row = page.locator("#user-rows tr[data-user=admin]")
@@ -275,7 +230,7 @@ def test_an_admin_manages_users_on_the_page(
         assert user(orthanc, "admin")["role"] == "admin"
         assert not user(orthanc, "admin")["disabled"]
         page.screenshot(path=str(screenshots / "admin-users-last-admin.png"), full_page=True)
-    assert page.errors == []  # type: ignore[attr-defined]
+    no_page_errors(page)
 
 
 def test_the_users_page_in_french(
@@ -293,9 +248,8 @@ def test_the_users_page_in_french(
     maker = orthanc.client(orthanc.login(FRENCH, STRONG))
     key = maker.post(orthanc.url("/api/keys"), json={"name": "scanner-script"}, timeout=10)
     assert maker.delete(orthanc.url(f"/api/keys/{key.json()['id']}"), timeout=10).ok
-    page = signed_in(
-        browser, contexts, orthanc, f"/admin?user={FRENCH}", "admin", ADMIN_PASSWORD, "fr-FR"
-    )
+    french = f"/admin?user={FRENCH}"
+    page = signed_in(browser, contexts, orthanc, french, "admin", ADMIN_PASSWORD, locale="fr-FR")
     expect(page.locator("header nav a[aria-current=page]")).to_have_text("Utilisateurs")
     expect(page).to_have_title("Utilisateurs · Hounsfield")
     expect(page.locator("#detail-title")).to_have_text(FRENCH)
@@ -308,4 +262,4 @@ def test_the_users_page_in_french(
     expect(rule(page, "create", "length")).to_contain_text("Au moins 12 caractères")
     page.screenshot(path=str(screenshots / "admin-users-fr.png"), full_page=True)
     assert untranslated(page, *USERS_WORDS) == set()
-    assert page.errors == []  # type: ignore[attr-defined]
+    no_page_errors(page)

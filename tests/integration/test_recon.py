@@ -13,11 +13,13 @@ import pytest
 
 from tests.support.recon import (
     SMALL_ACQUISITION,
+    TALL_ACQUISITION,
     assert_one_whole_series,
     reconstruction_of,
     shepp_logan_acquisition,
     start_and_wait_for_partial_series,
 )
+from tests.support.scanner import Orbit, Sphere, projection_object
 from tests.support.server import ADMIN_PASSWORD, OrthancServer, process_alive, wait_for
 
 
@@ -47,16 +49,28 @@ def check_ct_series(orthanc: OrthancServer, study_id: str, result: dict, tmp_pat
     assert abs(centre.mean() - 20) < 25  # Shepp-Logan brain: 1.02 x water = +20 HU
 
 
-def test_a_simulated_acquisition_becomes_a_ct_series(
-    orthanc: OrthancServer, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def simulated(orthanc: OrthancServer) -> dict:
+    """One simulated acquisition and its automatic reconstruction (the module's tests that
+    read or tune a reconstruction share them)."""
     accepted = orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION)
     assert accepted.status_code == 202, accepted.text
     simulation = orthanc.wait_job(accepted.json()["id"], timeout=120)
     assert simulation["state"] == "succeeded", simulation
-    result = reconstruction_of(orthanc, simulation["result"]["series"])
+    automatic = reconstruction_of(orthanc, simulation["result"]["series"])
+    return {
+        "study": simulation["result"]["study"],
+        "series": simulation["result"]["series"],
+        "automatic": automatic,
+    }
+
+
+def test_a_simulated_acquisition_becomes_a_ct_series(
+    orthanc: OrthancServer, simulated: dict, tmp_path: Path
+) -> None:
+    result = simulated["automatic"]
     assert result["state"] == "succeeded", result
-    check_ct_series(orthanc, simulation["result"]["study"], result["result"], tmp_path)
+    check_ct_series(orthanc, simulated["study"], result["result"], tmp_path)
 
 
 def test_projections_sent_with_storescu_are_reconstructed(
@@ -104,20 +118,6 @@ def test_an_impossible_orbit_is_refused_before_queueing(orthanc: OrthancServer) 
     assert response.status_code == 400
     assert "must exceed the source-to-isocentre distance" in response.json()["error"]
     assert orthanc.get("/api/jobs", params={"kind": "recon.simulate"}).json()["total"] == before
-
-
-@pytest.fixture(scope="module")
-def simulated(orthanc: OrthancServer) -> dict:
-    """One simulated acquisition and its automatic reconstruction."""
-    simulation = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
-    )
-    automatic = reconstruction_of(orthanc, simulation["result"]["series"])
-    return {
-        "study": simulation["result"]["study"],
-        "series": simulation["result"]["series"],
-        "automatic": automatic,
-    }
 
 
 def test_tuning_makes_a_new_series_with_quality_figures(
@@ -168,9 +168,10 @@ def test_bad_reconstruction_requests(orthanc: OrthancServer, simulated: dict) ->
 
 @pytest.fixture
 def own_acquisition(orthanc: OrthancServer) -> dict:
-    """A simulated acquisition of the test's own (a study no other test writes into)."""
+    """A simulated acquisition of the test's own (a study no other test writes into), with
+    many thin slices to catch being stored."""
     simulation = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
+        orthanc.post("/api/acquisitions/simulate", json=TALL_ACQUISITION).json()["id"], timeout=120
     )
     reconstruction_of(orthanc, simulation["result"]["series"])  # the automatic one, done
     return simulation["result"]
@@ -187,12 +188,14 @@ def test_a_worker_killed_while_storing_slices_leaves_one_whole_series(
 
 
 def test_orthanc_killed_while_storing_slices_leaves_one_whole_series(make_orthanc) -> None:
-    orthanc = make_orthanc(hounsfield__extensions=["hounsfield.recon"]).start()
+    # Automatic reconstruction off: the study's only reconstruction is the one killed.
+    orthanc = make_orthanc(
+        hounsfield__extensions=["hounsfield.recon"], hounsfield_recon__automatic=False
+    ).start()
     simulation = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
+        orthanc.post("/api/acquisitions/simulate", json=TALL_ACQUISITION).json()["id"], timeout=120
     )
     series, study = simulation["result"]["series"], simulation["result"]["study"]
-    reconstruction_of(orthanc, series)
     running, pid, stored = start_and_wait_for_partial_series(orthanc, study, series)
     orthanc.stop(signal.SIGKILL)
     wait_for(lambda: not process_alive(pid), 10, "the worker to die with Orthanc")
@@ -255,24 +258,32 @@ def test_the_command_line_simulator_follows_the_flow(orthanc: OrthancServer) -> 
     assert orthanc.get(link).status_code == 200  # the viewer's page for that study
 
 
-def test_automatic_reconstruction_can_be_turned_off(make_orthanc) -> None:
+def test_automatic_reconstruction_can_be_turned_off(make_orthanc, tmp_path: Path) -> None:
     orthanc = make_orthanc(
-        hounsfield__extensions=["hounsfield.recon"], hounsfield_recon__automatic=False
+        stable_age=1,
+        hounsfield__extensions=["hounsfield.recon"],
+        hounsfield_recon__automatic=False,
     ).start()
-    simulation = orthanc.wait_job(
-        orthanc.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
-    )
-    assert simulation["state"] == "succeeded"
-    wait_for(
-        lambda: (
-            orthanc.get("/api/health").json()["components"]["events"]["pending"] == 0
-            and orthanc.get(f"/studies/{simulation['result']['study']}").json()["IsStable"]
-        ),
-        30,
-        "the study to become stable",
-    )
+    # Sent as a C-arm sends it (built without the plugin: no worker has to load RTK first).
+    orbit = Orbit(500, 800, 0, 360, 60, 32, 24, 1.6)
+    path = tmp_path / "projections.dcm"
+    acquisition = projection_object(orbit, Sphere((0.0, 0.0, 0.0), 6.0, 1.0), [], "no-auto")
+    acquisition.save_as(path, enforce_file_format=True)
+    orthanc.store(path)
+    found = orthanc.post("/tools/lookup", data=acquisition.SeriesInstanceUID).json()
+    series = next(item["ID"] for item in found if item["Type"] == "Series")
+    study = orthanc.get(f"/series/{series}").json()["ParentStudy"]
+
+    def judged() -> dict | None:
+        """The stable-study hook's verdict on the series, once its event is wholly delivered
+        (the hook records the verdict, then queues the reconstruction when automatic)."""
+        verdict = orthanc.get("/api/reconstructions", params={"series": series}).json()["series"]
+        if verdict is None or orthanc.get("/api/health").json()["components"]["events"]["pending"]:
+            return None
+        return verdict if orthanc.get(f"/studies/{study}").json()["IsStable"] else None
+
+    verdict = wait_for(judged, 30, "the study to become stable and be judged")
+    assert verdict["reconstructable"] is True, verdict  # it would have been reconstructed
     assert orthanc.get("/api/jobs", params={"kind": "recon.reconstruct"}).json()["total"] == 0
-    accepted = orthanc.post(
-        "/api/reconstructions", json={"series": simulation["result"]["series"], "preview": True}
-    )
+    accepted = orthanc.post("/api/reconstructions", json={"series": series, "preview": True})
     assert accepted.status_code == 202  # on request it still works

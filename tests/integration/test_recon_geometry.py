@@ -69,15 +69,17 @@ def read_series(orthanc: OrthancServer, series: str) -> Volume:
 
 @pytest.fixture(scope="module")
 def reconstructed(orthanc: OrthancServer, tmp_path_factory) -> dict[str, Volume]:
-    """Each orbit's acquisition sent as a C-arm sends it, and its automatic reconstruction."""
+    """Each orbit's acquisition sent as a C-arm sends it, and its automatic reconstruction
+    (all sent at once: their studies become stable and are reconstructed side by side)."""
     folder = Path(tmp_path_factory.mktemp("scanner"))
-    volumes = {}
+    paths = {name: folder / f"{name}.dcm" for name in ORBITS}
     for name, orbit in ORBITS.items():
-        path = folder / f"{name}.dcm"
         projection_object(orbit, BODY, [BONE_LIKE, FAT_LIKE], f"geometry-{name}").save_as(
-            path, enforce_file_format=True
+            paths[name], enforce_file_format=True
         )
-        orthanc.store(path)
+    orthanc.store(*paths.values())
+    volumes = {}
+    for name, path in paths.items():
         found = orthanc.post("/tools/lookup", data=pydicom.dcmread(path).SeriesInstanceUID).json()
         projections = next(item["ID"] for item in found if item["Type"] == "Series")
         job = reconstruction_of(orthanc, projections, timeout=300)

@@ -19,7 +19,7 @@ import pytest
 
 from hounsfield.db.cluster import ThrowawayCluster
 from tests.support.recon import (
-    SMALL_ACQUISITION,
+    TALL_ACQUISITION,
     assert_one_whole_series,
     ct_series_of,
     reconstruction_of,
@@ -216,12 +216,16 @@ def test_a_study_split_across_instances_gets_one_reconstruction(
 def test_a_kill_9_of_one_instance_mid_reconstruction_is_finished_by_the_other(
     department: Department, tmp_path: Path
 ) -> None:
-    a, b = department(2, hounsfield__workers=1)
-    simulation = a.wait_job(
-        a.post("/api/acquisitions/simulate", json=SMALL_ACQUISITION).json()["id"], timeout=120
-    )
+    # Automatic reconstruction off: the study's only reconstruction is the one killed.
+    a, b = department(2, hounsfield__workers=1, hounsfield_recon__automatic=False)
+    # A worker loads RTK's native code on its first job that uses it (about 15 s of CPU):
+    # two simulations queued at once, one through each instance, have both workers load it
+    # side by side, rather than b's only once it takes the killed reconstruction over.
+    simulations = [
+        server.post("/api/acquisitions/simulate", json=TALL_ACQUISITION).json() for server in (a, b)
+    ]
+    simulation, _ = (a.wait_job(job["id"], timeout=120) for job in simulations)
     series, study = simulation["result"]["series"], simulation["result"]["study"]
-    reconstruction_of(a, series)
     node_a = a.health()["components"]["orthanc"]["node"]
     # Keep b's worker busy, so that a's takes the reconstruction.
     busy = occupy(a, node_of_server=b, tmp_path=tmp_path)

@@ -23,6 +23,19 @@ SMALL_ACQUISITION = {
     "pixel_spacing_mm": 1.0,
 }
 
+# An acquisition to catch a reconstruction while its slices are being stored: a tall,
+# narrow detector gives many thin slices for little back-projection. At KILL_VOXELS across,
+# 192 slices of 48 x 48 take over a second to store (the tests catch them 2 to 4 slices in)
+# and 0.2 s to reconstruct; SMALL_ACQUISITION at 256 voxels gave as many slices, but from
+# 28 times the voxels: 7 to 26 s of reconstruction on two cores, for each attempt.
+TALL_ACQUISITION = {
+    "projections": 60,
+    "detector_columns": 32,
+    "detector_rows": 128,
+    "pixel_spacing_mm": 1.0,
+}
+KILL_VOXELS = 48
+
 
 def shepp_logan_acquisition(patient: dict[str, str], description: str, seed: str) -> Dataset:
     """A short-scan projection object (80 views of 64 x 48 over 220 degrees) of the
@@ -88,18 +101,18 @@ def ct_series_of(orthanc: OrthancServer, study_id: str, size_marker: str) -> lis
 
 
 def start_and_wait_for_partial_series(
-    orthanc: OrthancServer, study: str, series: str
+    orthanc: OrthancServer, study: str, series: str, voxels: int = KILL_VOXELS
 ) -> tuple[dict, int, int]:
-    """A 256-voxel reconstruction, caught while its slices are being stored: (the job,
-    its worker's pid, how many slices were in Orthanc). UIDs that were not derived from
-    the job would leave a second, partial series behind the killed attempt."""
-    job = orthanc.post("/api/reconstructions", json={"series": series, "voxels": 256}).json()
+    """A reconstruction ``voxels`` across, caught while its slices are being stored: (the
+    job, its worker's pid, how many slices were in Orthanc). UIDs that were not derived
+    from the job would leave a second, partial series behind the killed attempt."""
+    job = orthanc.post("/api/reconstructions", json={"series": series, "voxels": voxels}).json()
 
     def partly_stored() -> tuple[dict, int] | None:
         running = orthanc.job(job["id"])
         if running["state"] != "running" or running["progress"] < 90:
             return None
-        for ct in ct_series_of(orthanc, study, " 256x"):
+        for ct in ct_series_of(orthanc, study, f" {voxels}x"):
             stored = len(orthanc.get(f"/series/{ct}").json()["Instances"])
             if stored:
                 return running, stored
@@ -109,12 +122,14 @@ def start_and_wait_for_partial_series(
     return running, int(running["worker"].rsplit("/", 1)[1]), stored
 
 
-def assert_one_whole_series(orthanc: OrthancServer, study: str, done: dict, stored: int) -> None:
+def assert_one_whole_series(
+    orthanc: OrthancServer, study: str, done: dict, stored: int, voxels: int = KILL_VOXELS
+) -> None:
     """The retried job's series is the only one, with every slice exactly once."""
     assert done["state"] == "succeeded" and done["attempts"] == 2, done
     slices = done["result"]["slices"]
     assert 0 < stored < slices, "the kill must come while slices are being stored"
-    assert ct_series_of(orthanc, study, " 256x") == [done["result"]["series"]]
+    assert ct_series_of(orthanc, study, f" {voxels}x") == [done["result"]["series"]]
     instances = orthanc.get(f"/series/{done['result']['series']}/instances").json()
     assert len(instances) == slices
     uids = {instance["MainDicomTags"]["SOPInstanceUID"] for instance in instances}

@@ -18,15 +18,13 @@ from dataclasses import dataclass
 
 from hounsfield.audit.access import AccessRecorder
 from hounsfield.audit.trail import AuditEntry
-from hounsfield.auth.credentials import ACCESS_COOKIE, Authenticator
+from hounsfield.auth.credentials import Authenticator
 from hounsfield.auth.permissions import Match, PermissionTable, StudyRef
 from hounsfield.auth.principal import Principal, Refused
 from hounsfield.auth.roles import Role
 from hounsfield.auth.store import UserStore
 from hounsfield.auth.studies import StudyResolver
 from hounsfield.config import LimitsSection
-
-__all__ = ["ACCESS_COOKIE", "Decision", "Gate", "Principal", "Refused"]
 
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

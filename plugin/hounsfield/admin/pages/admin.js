@@ -21,6 +21,26 @@
     return made;
   }
 
+  // A number, and a duration in seconds, as the reader's language writes them ("1 min, 5 sec").
+  function number(value) {
+    return new Intl.NumberFormat(i18n.language).format(value);
+  }
+
+  function duration(seconds) {
+    const whole = Math.max(0, Math.round(seconds));
+    const parts = { hours: Math.floor(whole / 3600), minutes: Math.floor(whole / 60) % 60,
+                    seconds: whole % 60 };
+    if (typeof Intl.DurationFormat === "function") {
+      return new Intl.DurationFormat(i18n.language, { style: "short" }).format(parts);
+    }
+    return i18n.t("admin.seconds", { seconds: number(whole) });
+  }
+
+  // A state in words and colour (``kind``: good, bad, warn, info, or "" for neutral).
+  function badge(kind, text) {
+    return element("span", ("badge " + kind).trim(), text);
+  }
+
   // The message line: an error (or, with ``ok``, a confirmation); "" hides it.
   function show(text, ok) {
     const line = document.getElementById("message");
@@ -74,5 +94,13 @@
     return user;
   }
 
-  window.hounsfieldAdmin = { start: start, element: element, show: show, reason: reason };
+  window.hounsfieldAdmin = {
+    start: start,
+    element: element,
+    show: show,
+    reason: reason,
+    number: number,
+    duration: duration,
+    badge: badge,
+  };
 })();

@@ -9,7 +9,7 @@
   const { api } = window.hounsfieldSession;
   const i18n = window.hounsfieldI18n;
   const t = i18n.t;
-  const { element, show, reason } = window.hounsfieldAdmin;
+  const { element, show, reason, number, duration, badge } = window.hounsfieldAdmin;
   const REFRESH_MS = 5000;
   const MASK = "********";
   const JOB_STATES = ["queued", "running", "failed", "succeeded", "cancelled"];
@@ -23,10 +23,6 @@
   let failing = false;
 
   // -- words and figures -----------------------------------------------------------------
-
-  function number(value) {
-    return new Intl.NumberFormat(i18n.language).format(value);
-  }
 
   // Bytes as people read them, in binary units as the configuration counts them
   // (MinimumFreeSpaceMB: 500 is 500 MiB): "24.1 GiB", "24,1 Gio"; the exact count in the
@@ -45,20 +41,6 @@
     shown.title = t("admin.health.bytes_exact", { bytes: number(value) });
     shown.dataset.bytes = String(value);
     return shown;
-  }
-
-  function duration(seconds) {
-    const whole = Math.max(0, Math.round(seconds));
-    const parts = { hours: Math.floor(whole / 3600), minutes: Math.floor(whole / 60) % 60,
-                    seconds: whole % 60 };
-    if (typeof Intl.DurationFormat === "function") {
-      return new Intl.DurationFormat(i18n.language, { style: "short" }).format(parts);
-    }
-    return t("admin.health.seconds", { seconds: number(whole) });
-  }
-
-  function badge(kind, text) {
-    return element("span", ("badge " + kind).trim(), text);
   }
 
   function healthBadge(healthy) {

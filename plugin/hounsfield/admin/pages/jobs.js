@@ -10,7 +10,7 @@
   const { api } = window.hounsfieldSession;
   const i18n = window.hounsfieldI18n;
   const t = i18n.t;
-  const { element, show, reason } = window.hounsfieldAdmin;
+  const { element, show, reason, number, duration } = window.hounsfieldAdmin;
   const REFRESH_MS = 2000;
   const PAGE = 25;
   const STATES = ["queued", "running", "failed", "succeeded", "cancelled"];
@@ -29,21 +29,6 @@
 
   function percent(value) {
     return new Intl.NumberFormat(i18n.language, { style: "percent" }).format(value / 100);
-  }
-
-  function number(value) {
-    return new Intl.NumberFormat(i18n.language).format(value);
-  }
-
-  // Seconds as the reader's language says a duration ("1 min, 5 sec").
-  function duration(seconds) {
-    const whole = Math.max(0, Math.round(seconds));
-    const parts = { hours: Math.floor(whole / 3600), minutes: Math.floor(whole / 60) % 60,
-                    seconds: whole % 60 };
-    if (typeof Intl.DurationFormat === "function") {
-      return new Intl.DurationFormat(i18n.language, { style: "short" }).format(parts);
-    }
-    return t("admin.jobs.seconds", { seconds: number(whole) });
   }
 
   function between(start, end) {

@@ -9,7 +9,7 @@
   const { api } = window.hounsfieldSession;
   const i18n = window.hounsfieldI18n;
   const { t, dateTime, dicomDate } = i18n;
-  const { element, show, reason } = window.hounsfieldAdmin;
+  const { element, show, reason, badge } = window.hounsfieldAdmin;
   const ROLES = ["admin", "radiologist", "technician", "referrer", "metrics"];
   const USERNAME = /^[a-z0-9][a-z0-9._-]{1,63}$/;
   const MAX_PASSWORD = 256;
@@ -32,10 +32,6 @@
   const roleName = (role) => t("admin.users.role." + role);
   const userPath = (name) => "/api/users/" + encodeURIComponent(name);
   const find = (name) => users.find((user) => user.username === name) || null;
-
-  function badge(kind, text) {
-    return element("span", "badge " + kind, text);
-  }
 
   function button(text, className, action) {
     const made = element("button", className, text);

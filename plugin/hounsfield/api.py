@@ -29,7 +29,7 @@ from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event, Intervention
 from hounsfield.jobs.context import JobCancelled, JobContext
 from hounsfield.orthanc_api import OrthancApi, OrthancError
-from hounsfield.registry import BackgroundTask, Registry
+from hounsfield.registry import BackgroundTask, HealthCheck, Registry
 from hounsfield.services import Services
 from hounsfield.web.http import HttpError, Request, Response, validated
 from hounsfield.web.router import RouteTable
@@ -41,6 +41,7 @@ __all__ = [
     "READERS",
     "STAFF",
     "BackgroundTask",
+    "HealthCheck",
     "Event",
     "EventContext",
     "HttpError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hounsfield import dicomweb
@@ -116,10 +117,15 @@ CHECKS: dict[str, Check] = {
 
 
 def health_report(app: Application) -> dict[str, Any]:
+    """The core's components, then those the features registered (``registry.health``)."""
+    checks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        *((name, partial(check, app)) for name, check in CHECKS.items()),
+        *((name, partial(check, app)) for name, check in app.registry.health_checks.items()),
+    ]
     components: dict[str, dict[str, Any]] = {}
-    for name, check in CHECKS.items():
+    for name, check in checks:
         try:
-            components[name] = check(app)
+            components[name] = check()
         except Exception as error:
             components[name] = {"healthy": False, "error": f"{type(error).__name__}: {error}"}
     healthy = all(component["healthy"] for component in components.values())

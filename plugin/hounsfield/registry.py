@@ -35,6 +35,8 @@ JobHandler = Callable[["JobContext"], Any]
 EventHandler = Callable[["EventContext"], None]
 # Runs in the plugin process from start to stop; returns when ``stopping`` is set.
 BackgroundTask = Callable[["Services", threading.Event], None]
+# A component of /api/health: its figures, with "healthy" (and "problem" when it is not).
+HealthCheck = Callable[["Services"], dict[str, Any]]
 Section = TypeVar("Section", bound=BaseModel)
 
 
@@ -78,6 +80,7 @@ class Registry:
     interventions: dict[Intervention, Callable[..., object]] = field(default_factory=dict)
     worker_startup: list[Callable[[], None]] = field(default_factory=list)
     background_tasks: list[BackgroundTask] = field(default_factory=list)
+    health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     catalogues: list[Path] = field(default_factory=list)
     landings: dict[Role, str] = field(default_factory=dict)  # where a role goes after sign-in
     study_pages: list[StudyPage] = field(default_factory=list)
@@ -104,6 +107,14 @@ class Registry:
         a periodic sweep): light work only, in small steps, returning once ``stopping`` is
         set. Heavy work belongs in a job."""
         self.background_tasks.append(task)
+
+    def health(self, component: str, check: HealthCheck) -> None:
+        """Report ``component`` in ``/api/health``: ``check(services)`` runs at each request
+        (keep it cheap: no Orthanc-wide scans), and the server is unhealthy while it says
+        ``"healthy": false``."""
+        if component in self.health_checks:
+            raise ExtensionError(f"health component {component!r} is registered twice")
+        self.health_checks[component] = check
 
     def catalogue(self, folder: Path) -> None:
         """The words of the feature's pages and documents: ``folder`` holds one JSON file

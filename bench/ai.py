@@ -71,9 +71,9 @@ from common import print_table
 from hounsfield.ai.catalogue import build_analyzer
 from hounsfield.ai.dicom import result_objects
 from hounsfield.ai.settings import AiSettings
-from hounsfield.ai.volume import load_series
 from hounsfield.dicom_objects import encode
 from hounsfield.orthanc_http import OrthancHttpClient
+from hounsfield.volume import load_series
 from tests.support.ai import ct_slices
 from tests.support.server import OrthancServer, wait_for
 from tests.unit.ai.phantoms import Blob, chest_phantom, head_phantom, sphere, water_cylinder

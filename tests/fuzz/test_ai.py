@@ -1,7 +1,8 @@
 """The AI extension's input roads, fuzzed: what a remote model answers, what an admin
 writes into a model's descriptor, and slice headers a modality sends. Each ends in an
-AnalysisError naming the problem, or in a result that stays inside the volume: never
-another exception (a worker would report a traceback instead of a reason)."""
+AnalysisError (a VolumeError, for the slices) naming the problem, or in a result that stays
+inside the volume: never another exception (a worker would report a traceback instead of a
+reason)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from hounsfield.ai.model import Analysis, AnalysisError, Volume
 from hounsfield.ai.onnx import load_model
 from hounsfield.ai.remote import RemoteAnalyzer, RemoteSettings
-from hounsfield.ai.volume import assemble
+from hounsfield.volume import VolumeError, assemble
 from tests.fuzz.strategies import json_bodies, json_values
 from tests.support.ai import ct_slices
 from tests.support.vlm import FakeServer, serving
@@ -156,6 +157,6 @@ def test_whatever_slice_headers_say(changes: list[tuple[int, str, object]]) -> N
             return  # pydicom refuses to hold it: no such file reaches us
     try:
         volume = assemble(slices).volume
-    except AnalysisError:
+    except VolumeError:
         return
     assert volume.voxels.shape[0] == SHAPE[0] and np.isfinite(volume.spacing).all()

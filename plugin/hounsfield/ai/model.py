@@ -1,28 +1,27 @@
 """The words of analysis: a volume in, findings, measurements and masks out.
 
-Every analyzer (built-in, ONNX, remote) takes a ``Volume`` and returns an ``Analysis``.
-Locations are voxel indices ``(slice, row, column)`` into the volume; the volume turns them
-into patient coordinates (mm, DICOM's LPS) and into the slice's SOP instance, so that an
-analyzer never deals with DICOM geometry and the results (SR, SEG, the findings API) all
-say the same place.
+Every analyzer (built-in, ONNX, remote) takes a ``Volume`` (the core's, from
+``hounsfield.volume``) and returns an ``Analysis``. Locations are voxel indices
+``(slice, row, column)`` into the volume; the volume turns them into patient coordinates
+(mm, DICOM's LPS) and into the slice's SOP instance, so that an analyzer never deals with
+DICOM geometry and the results (SR, SEG, the findings API) all say the same place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 
-Voxel = tuple[float, float, float]  # (slice, row, column), fractional for a centroid
-Point = tuple[float, float, float]  # patient coordinates (x, y, z) in mm
+from hounsfield.volume import Volume, VolumeError, Voxel
 
 
-class AnalysisError(Exception):
-    """The input cannot be analysed (not an image, one slice, uneven spacing...): the
-    message says why, for the job's error and the user."""
+class AnalysisError(VolumeError):
+    """The input cannot be analysed (not an image, one slice, uneven spacing, a broken
+    model...): the message says why, for the job's error and the user. A ``VolumeError``
+    too: what cannot be analysed as a volume."""
 
 
 class Severity(StrEnum):
@@ -30,58 +29,6 @@ class Severity(StrEnum):
     MINOR = "minor"
     MODERATE = "moderate"
     CRITICAL = "critical"
-
-
-@dataclass(frozen=True)
-class Volume:
-    """One series as a volume in Hounsfield units, slices sorted along their normal.
-
-    ``voxels`` is float32 (slices, rows, columns). ``spacing`` is (between slices, between
-    rows, between columns) in mm: the slice spacing measured from the positions, then
-    DICOM's PixelSpacing (row spacing first). ``orientation`` is ImageOrientationPatient
-    (the row direction's cosines, then the column direction's), ``origin`` the
-    ImagePositionPatient of the first slice (the centre of its first voxel).
-    """
-
-    voxels: np.ndarray
-    spacing: tuple[float, float, float]
-    origin: Point
-    orientation: tuple[float, float, float, float, float, float]
-    instances: tuple[str, ...]  # SOPInstanceUID of each slice
-    sop_class: str  # of the slices
-    series_uid: str
-    study_uid: str
-    frame_of_reference: str
-    tags: Mapping[str, str] = field(default_factory=dict)  # Modality, BodyPartExamined...
-
-    @property
-    def normal(self) -> np.ndarray:
-        row, column = np.array(self.orientation[:3]), np.array(self.orientation[3:])
-        return np.cross(row, column)
-
-    @property
-    def voxel_ml(self) -> float:
-        """The volume of one voxel in ml (1 ml = 1000 mm^3)."""
-        return float(np.prod(self.spacing)) / 1000.0
-
-    def patient_point(self, voxel: Voxel) -> Point:
-        """Where a voxel (fractional indices allowed) lies in patient coordinates (mm)."""
-        k, r, c = voxel
-        slice_mm, row_mm, column_mm = self.spacing
-        row, column = np.array(self.orientation[:3]), np.array(self.orientation[3:])
-        point = (
-            np.array(self.origin)
-            + k * slice_mm * self.normal
-            + r * row_mm * column  # down the rows: the column direction
-            + c * column_mm * row  # along a row: the row direction
-        )
-        x, y, z = (float(v) for v in point)
-        return (x, y, z)
-
-    def instance_at(self, voxel: Voxel) -> str:
-        """The SOP instance of the slice nearest to ``voxel``."""
-        index = min(max(round(voxel[0]), 0), len(self.instances) - 1)
-        return self.instances[index]
 
 
 @dataclass(frozen=True)

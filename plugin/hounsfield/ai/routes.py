@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from hounsfield.ai.catalogue import ANALYZE, analyzer_names
 from hounsfield.ai.settings import SECTION, AiSettings
 from hounsfield.ai.store import Decision, Findings, Summary, UnknownFinding, finding_json
-from hounsfield.ai.volume import NOT_IMAGES
 from hounsfield.api import (
     STAFF,
     EventContext,
@@ -25,6 +24,7 @@ from hounsfield.api import (
 )
 from hounsfield.audit.trail import AuditEntry
 from hounsfield.reading.worklist import Worklist
+from hounsfield.volume import NOT_IMAGES
 
 routes = RouteTable()
 STUDY = Study(StudyRef.ORTHANC_STUDY, "id")

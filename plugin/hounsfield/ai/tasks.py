@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict
 
 from hounsfield.ai.catalogue import build_analyzer
 from hounsfield.ai.dicom import result_objects
+from hounsfield.ai.model import AnalysisError
 from hounsfield.ai.settings import AiSettings
 from hounsfield.ai.store import Findings, Summary
-from hounsfield.ai.volume import LoadedSeries, load_series
 from hounsfield.api import JobContext
 from hounsfield.dicom_objects import encode
 from hounsfield.reading.worklist import Worklist
+from hounsfield.volume import LoadedSeries, VolumeError, load_series
 
 
 class AnalyzeParams(BaseModel):
@@ -50,7 +51,10 @@ def _load(job: JobContext, series: str, settings: AiSettings) -> LoadedSeries:
         return _last.loaded
     _last.loaded = None  # free the previous volume before reading the next
     job.progress(2, "reading the series")
-    loaded = load_series(job.orthanc, series, max_voxels=settings.max_voxels)
+    try:
+        loaded = load_series(job.orthanc, series, max_voxels=settings.max_voxels)
+    except VolumeError as error:  # the job fails as any analysis does: "AnalysisError: why"
+        raise AnalysisError(str(error)) from error
     _last.series, _last.loaded = series, loaded
     return loaded
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hounsfield.ai.model import Volume, Voxel
+from hounsfield.volume import Volume, Voxel
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -9,8 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from hounsfield.ai.model import AnalysisError
-from hounsfield.ai.volume import assemble
+from hounsfield.volume import VolumeError, assemble, load_series
 from tests.support.ai import ct_slices
 
 SPACING = (2.5, 0.7, 0.8)
@@ -54,7 +53,7 @@ def test_slices_listed_against_the_normal_are_sorted_along_it(hu: np.ndarray) ->
 def test_a_missing_slice_is_uneven_spacing(hu: np.ndarray) -> None:
     given = slices(hu)
     del given[2]
-    with pytest.raises(AnalysisError, match="uneven slice spacing"):
+    with pytest.raises(VolumeError, match="uneven slice spacing"):
         assemble(given)
 
 
@@ -74,12 +73,50 @@ def test_a_missing_slice_is_uneven_spacing(hu: np.ndarray) -> None:
 def test_slices_that_are_not_one_volume_are_refused(hu: np.ndarray, change, complaint) -> None:
     given = slices(hu)
     change(given[3])
-    with pytest.raises(AnalysisError, match=complaint):
+    with pytest.raises(VolumeError, match=complaint):
         assemble(given)
 
 
 def test_pixels_that_cannot_be_decoded_are_refused(hu: np.ndarray) -> None:
     given = slices(hu)
     given[1].PixelData = given[1].PixelData[:100]  # cut short
-    with pytest.raises(AnalysisError, match="cannot be decoded"):
+    with pytest.raises(VolumeError, match="cannot be decoded"):
         assemble(given)
+
+
+class FakeOrthanc:
+    """The two of Orthanc's routes ``load_series`` reads: the series, then each file."""
+
+    def __init__(self, modality: str, files: list[bytes]) -> None:
+        self.modality = modality
+        self.files = files
+
+    def get_json(self, path: str) -> dict[str, object]:
+        assert path == "/series/s"
+        instances = [f"i{n}" for n in range(len(self.files))]
+        return {"MainDicomTags": {"Modality": self.modality}, "Instances": instances}
+
+    def get_bytes(self, path: str) -> bytes:
+        return self.files[int(path.removeprefix("/instances/i").removesuffix("/file"))]
+
+
+def test_a_series_from_orthanc_is_one_volume(hu: np.ndarray) -> None:
+    orthanc = FakeOrthanc("CT", list(ct_slices(hu, SPACING)))
+    loaded = load_series(orthanc, "s", max_voxels=hu.size)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(loaded.volume.voxels, hu)
+
+
+@pytest.mark.parametrize(
+    ("modality", "count", "max_voxels", "complaint"),
+    [
+        ("SR", 6, 10**6, "^a SR series holds no images to analyse$"),
+        ("CT", 1, 10**6, "^a single image is not a volume: at least two slices are needed$"),
+        ("CT", 6, 100, r"^6 slices of 10x12 are 720 voxels, more than the 100 this server"),
+    ],
+)
+def test_a_series_that_is_not_one_volume_is_refused(
+    hu: np.ndarray, modality: str, count: int, max_voxels: int, complaint: str
+) -> None:
+    orthanc = FakeOrthanc(modality, list(ct_slices(hu, SPACING))[:count])
+    with pytest.raises(VolumeError, match=complaint):
+        load_series(orthanc, "s", max_voxels=max_voxels)  # type: ignore[arg-type]

@@ -1,26 +1,90 @@
 """A series from Orthanc as one ``Volume``, or the reason it cannot be one.
 
+Core, not the AI extension's: whatever reads a CT series as a grid of Hounsfield units (the
+analyzers, a structure set drawn on it) loads it here, and none of them needs to import
+another extension to do so.
+
 Each slice's file is read (a few at a time: Orthanc answers them in parallel) and checked
 before its pixels are used: an image (pixel data, one sample, integer pixels, one frame),
 one orientation, one size and pixel spacing, one frame of reference; slices sorted along
-the normal, evenly spaced (within 1 %, or 0.05 mm). Anything else is an ``AnalysisError``
+the normal, evenly spaced (within 1 %, or 0.05 mm). Anything else is a ``VolumeError``
 naming the problem, so that an SR, a PDF, an RTSTRUCT, a localizer or a mixed series fails
-cleanly in its job and every other analysis goes on.
+cleanly in its job and every other job goes on.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from hounsfield.ai.model import AnalysisError, Volume
 from hounsfield.orthanc_api import OrthancApi
+
+Voxel = tuple[float, float, float]  # (slice, row, column), fractional for a centroid
+Point = tuple[float, float, float]  # patient coordinates (x, y, z) in mm
+
+
+class VolumeError(Exception):
+    """The series cannot be one volume (not an image, one slice, uneven spacing...): the
+    message says why, for the job's error and the user."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One series as a volume in Hounsfield units, slices sorted along their normal.
+
+    ``voxels`` is float32 (slices, rows, columns). ``spacing`` is (between slices, between
+    rows, between columns) in mm: the slice spacing measured from the positions, then
+    DICOM's PixelSpacing (row spacing first). ``orientation`` is ImageOrientationPatient
+    (the row direction's cosines, then the column direction's), ``origin`` the
+    ImagePositionPatient of the first slice (the centre of its first voxel).
+    """
+
+    voxels: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: Point
+    orientation: tuple[float, float, float, float, float, float]
+    instances: tuple[str, ...]  # SOPInstanceUID of each slice
+    sop_class: str  # of the slices
+    series_uid: str
+    study_uid: str
+    frame_of_reference: str
+    tags: Mapping[str, str] = field(default_factory=dict)  # Modality, BodyPartExamined...
+
+    @property
+    def normal(self) -> np.ndarray:
+        row, column = np.array(self.orientation[:3]), np.array(self.orientation[3:])
+        return np.cross(row, column)
+
+    @property
+    def voxel_ml(self) -> float:
+        """The volume of one voxel in ml (1 ml = 1000 mm^3)."""
+        return float(np.prod(self.spacing)) / 1000.0
+
+    def patient_point(self, voxel: Voxel) -> Point:
+        """Where a voxel (fractional indices allowed) lies in patient coordinates (mm)."""
+        k, r, c = voxel
+        slice_mm, row_mm, column_mm = self.spacing
+        row, column = np.array(self.orientation[:3]), np.array(self.orientation[3:])
+        point = (
+            np.array(self.origin)
+            + k * slice_mm * self.normal
+            + r * row_mm * column  # down the rows: the column direction
+            + c * column_mm * row  # along a row: the row direction
+        )
+        x, y, z = (float(v) for v in point)
+        return (x, y, z)
+
+    def instance_at(self, voxel: Voxel) -> str:
+        """The SOP instance of the slice nearest to ``voxel``."""
+        index = min(max(round(voxel[0]), 0), len(self.instances) - 1)
+        return self.instances[index]
+
 
 FETCHERS = 4  # files read at once
 # What an analyzer may know of the series: never the patient's identity (the remote
@@ -49,15 +113,15 @@ def load_series(orthanc: OrthancApi, series_id: str, *, max_voxels: int) -> Load
     series = orthanc.get_json(f"/series/{series_id}")
     modality = series.get("MainDicomTags", {}).get("Modality", "")
     if modality in NOT_IMAGES:
-        raise AnalysisError(f"a {modality} series holds no images to analyse")
+        raise VolumeError(f"a {modality} series holds no images to analyse")
     instances: list[str] = series["Instances"]
     if len(instances) < 2:
-        raise AnalysisError("a single image is not a volume: at least two slices are needed")
+        raise VolumeError("a single image is not a volume: at least two slices are needed")
     first = _read(orthanc, instances[0])
     header = SliceHeader.of(first, 1)
     total = header.rows * header.columns * len(instances)
     if total > max_voxels:
-        raise AnalysisError(
+        raise VolumeError(
             f"{len(instances)} slices of {header.rows}x{header.columns} are {total:,} voxels,"
             f" more than the {max_voxels:,} this server analyses (MaxVoxels)"
         )
@@ -99,14 +163,14 @@ class SliceHeader:
     def of(cls, ds: Dataset, number: int) -> SliceHeader:
         """``number`` names the slice in the error."""
         if "PixelData" not in ds:
-            raise AnalysisError(f"slice {number} holds no pixel data")
+            raise VolumeError(f"slice {number} holds no pixel data")
         try:
             if int(ds.get("SamplesPerPixel", 1)) != 1:
-                raise AnalysisError("colour images are not analysed (one sample per pixel needed)")
+                raise VolumeError("colour images are not analysed (one sample per pixel needed)")
             if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-                raise AnalysisError("multi-frame images are not analysed: send one image per slice")
+                raise VolumeError("multi-frame images are not analysed: send one image per slice")
             if int(ds.get("BitsAllocated", 0)) not in (8, 16, 32):
-                raise AnalysisError(f"{ds.get('BitsAllocated')}-bit pixels are not analysed")
+                raise VolumeError(f"{ds.get('BitsAllocated')}-bit pixels are not analysed")
             header = cls(
                 rows=int(ds.Rows),
                 columns=int(ds.Columns),
@@ -118,43 +182,41 @@ class SliceHeader:
                 frame_of_reference=str(ds.get("FrameOfReferenceUID", "")),
             )
         except (AttributeError, TypeError, ValueError, OverflowError) as error:
-            raise AnalysisError(
-                f"slice {number}'s header has no usable geometry: {error}"
-            ) from None
+            raise VolumeError(f"slice {number}'s header has no usable geometry: {error}") from None
         if min(header.rows, header.columns) < 1 or min(header.pixel_spacing) <= 0:
-            raise AnalysisError(f"slice {number} has no pixels or no positive PixelSpacing")
+            raise VolumeError(f"slice {number} has no pixels or no positive PixelSpacing")
         if not (np.isfinite(header.slope) and np.isfinite(header.intercept)):
-            raise AnalysisError(f"slice {number}'s rescale is not a finite number")
+            raise VolumeError(f"slice {number}'s rescale is not a finite number")
         return header
 
 
 def _same(values: Sequence[object], what: str) -> None:
     if any(value != values[0] for value in values):
-        raise AnalysisError(f"the slices differ in {what}: not one volume")
+        raise VolumeError(f"the slices differ in {what}: not one volume")
 
 
 def assemble(slices: Sequence[Dataset]) -> LoadedSeries:
-    """The slices (any order) as one volume; raises ``AnalysisError`` when they are not."""
+    """The slices (any order) as one volume; raises ``VolumeError`` when they are not."""
     headers = [SliceHeader.of(ds, number) for number, ds in enumerate(slices, start=1)]
     orientation = np.array([header.orientation for header in headers])
     if np.abs(orientation - orientation[0]).max() > TOLERANCE:
-        raise AnalysisError("the slices differ in orientation: not one volume")
+        raise VolumeError("the slices differ in orientation: not one volume")
     _same([(header.rows, header.columns) for header in headers], "size")
     _same([tuple(round(v, 4) for v in header.pixel_spacing) for header in headers], "pixel spacing")
     _same([header.frame_of_reference for header in headers], "frame of reference")
     row, column = orientation[0][:3], orientation[0][3:]
     normal = np.cross(row, column)
     if abs(np.linalg.norm(normal) - 1) > 0.01:
-        raise AnalysisError("ImageOrientationPatient does not hold two unit perpendicular axes")
+        raise VolumeError("ImageOrientationPatient does not hold two unit perpendicular axes")
     positions = np.array([header.position for header in headers])
     along = positions @ normal
     order = np.argsort(along, kind="stable")
     gaps = np.diff(along[order])
     if gaps.min() < 0.01:
-        raise AnalysisError("two slices share one position: not one volume")
+        raise VolumeError("two slices share one position: not one volume")
     spacing = float(np.median(gaps))
     if np.abs(gaps - spacing).max() > max(0.01 * spacing, 0.05):
-        raise AnalysisError(
+        raise VolumeError(
             f"uneven slice spacing ({gaps.min():.2f} to {gaps.max():.2f} mm): missing or"
             " extra slices"
         )
@@ -165,9 +227,9 @@ def assemble(slices: Sequence[Dataset]) -> LoadedSeries:
         try:
             pixels = slices[i].pixel_array
         except Exception as error:  # pydicom's decoders raise many kinds
-            raise AnalysisError(f"slice {index + 1}'s pixels cannot be decoded: {error}") from error
+            raise VolumeError(f"slice {index + 1}'s pixels cannot be decoded: {error}") from error
         if pixels.dtype.kind not in "iu" or pixels.shape != voxels.shape[1:]:
-            raise AnalysisError(
+            raise VolumeError(
                 f"slice {index + 1}'s pixels ({pixels.dtype}, {pixels.shape}) are not"
                 f" {head.rows}x{head.columns} integers"
             )

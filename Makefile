@@ -9,7 +9,7 @@ VENV := .venv
 # npm only fetches the viewer; a machine with Node.js from elsewhere already has it.
 DEBIAN_PACKAGES := orthanc orthanc-python orthanc-dicomweb orthanc-postgresql libpq5 dcmtk \
 	python3-venv orthanc-dev gcc libc6-dev fonts-dejavu-core $(if $(shell command -v npm),,npm)
-TEST_DEBIAN_PACKAGES := chromium dicom3tools systemd postgresql-15
+TEST_DEBIAN_PACKAGES := chromium dicom3tools systemd postgresql-15 prometheus
 # The viewer: OHIF's published build from npm, rebased to /ohif/ (see ohif/install.py).
 OHIF_VERSION := 3.13.2
 VIEWER := ohif/dist/.installed-$(OHIF_VERSION)
@@ -53,13 +53,15 @@ system-packages:
 
 # Pages are tested in Debian's Chromium (driven by Playwright; no browser download);
 # CT series are validated with dciodvfy (dicom3tools); the systemd unit with systemd-analyze;
-# the PostgreSQL backend and several instances against a throwaway PostgreSQL 15 cluster.
+# the PostgreSQL backend and several instances against a throwaway PostgreSQL 15 cluster;
+# the monitoring setup (monitoring/) with a real Prometheus scraping a test server, and promtool.
 test-system-packages:
 	@$(call apt-install,$(TEST_DEBIAN_PACKAGES))
 
 # Install the Debian packages among $(1) that are missing. Debian's orthanc package starts
 # and enables a system service on ports 8042/4242; this project's server is `make run`,
-# so the service is kept from starting and disabled.
+# so the service is kept from starting and disabled. So is Debian's prometheus service
+# (port 9090): the tests start their own Prometheus, and monitoring/ runs one in compose.
 define apt-install
 	missing=$$(for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -73,7 +75,8 @@ define apt-install
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	  status=$$?; [ -n "$$made_policy" ] && $(SUDO) rm -f $$policy; \
 	  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
-	    $(SUDO) systemctl disable --now orthanc >/dev/null 2>&1 || true; fi; \
+	    for unit in orthanc prometheus; do \
+	      $(SUDO) systemctl disable --now $$unit >/dev/null 2>&1 || true; done; fi; \
 	  exit $$status; \
 	fi
 endef

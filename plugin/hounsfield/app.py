@@ -40,7 +40,7 @@ from hounsfield.intake.store import Intake, Sender
 from hounsfield.jobs.model import Job
 from hounsfield.jobs.queue import DatabaseJobQueue
 from hounsfield.jobs.supervisor import WorkerPool
-from hounsfield.metrics import Metrics, MetricsSink
+from hounsfield.metrics import MetricFamily, Metrics, MetricsSink
 from hounsfield.orthanc_api import InProcessOrthanc
 from hounsfield.registry import BackgroundTask, Registry, load_extensions
 from hounsfield.web import HttpError, Request, Response, Router, pages
@@ -58,6 +58,7 @@ CORE_FEATURES = (
     "hounsfield.auth.routes",
     "hounsfield.audit.routes",
     "hounsfield.health",
+    "hounsfield.metrics_routes",
     "hounsfield.intake.routes",
     "hounsfield.dicomweb.routes",
     "hounsfield.web.pages",
@@ -111,7 +112,15 @@ class Application:
             self.db, self.events, orthanc, stable_age_seconds=settings.stable_age_seconds
         )
         self.runs = runs.RunLog(self.db, settings.node_name)
-        self.metrics = Metrics(metrics, self.jobs, self.pool, self.events, self.runs)
+        self.metrics = Metrics(
+            metrics,
+            self.jobs,
+            self.pool,
+            self.events,
+            self.runs,
+            database=self.db,
+            storage_free_bytes=lambda: health.check_storage(self)["freeBytes"],
+        )
         self._admit = self.registry.answerer(Intervention.INSTANCE_ADMIT)
         self.router = Router(self.registry.route_tables)
         self._proxies = networks(settings.plugin.trusted_proxies)
@@ -292,6 +301,13 @@ class Application:
 
     def health(self) -> dict[str, Any]:
         return health.health_report(self)
+
+    def metric_families(self) -> list[MetricFamily]:
+        return self.metrics.families()
+
+    def instance_received(self) -> None:
+        """Orthanc received an instance and keeps it (any road): counted for the metrics."""
+        self.metrics.instances_received.increment()
 
     def _background(self, task: BackgroundTask) -> None:
         try:

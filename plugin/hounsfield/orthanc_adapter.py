@@ -258,16 +258,17 @@ def install(worker_python: str) -> Application:
         """Orthanc's other roads (modify, anonymize, Lua...): a refused object is discarded
         and the road reports a failure. Our own roads judged their objects already: the
         REST upload and STOW-RS (which store through the SDK, origin "plugin") and C-STORE
-        (judged by on_cstore, which can answer a status)."""
-        keep = (orthanc.ReceivedInstanceAction.KEEP_AS_IS, None)
-        if origin in (orthanc.InstanceOrigin.DICOM_PROTOCOL, orthanc.InstanceOrigin.PLUGIN):
-            return keep
-        try:
-            refusal = app.admit(dicom, road=ORIGINS.get(origin, "unknown road"))
-        except Exception:
-            log.exception("checking an incoming object failed; accepting it")
-            return keep
-        return keep if refusal is None else (orthanc.ReceivedInstanceAction.DISCARD, None)
+        (judged by on_cstore, which can answer a status). Every object kept is counted."""
+        refusal = None
+        if origin not in (orthanc.InstanceOrigin.DICOM_PROTOCOL, orthanc.InstanceOrigin.PLUGIN):
+            try:
+                refusal = app.admit(dicom, road=ORIGINS.get(origin, "unknown road"))
+            except Exception:
+                log.exception("checking an incoming object failed; accepting it")
+        if refusal is not None:
+            return (orthanc.ReceivedInstanceAction.DISCARD, None)
+        app.instance_received()
+        return (orthanc.ReceivedInstanceAction.KEEP_AS_IS, None)
 
     def on_worklist(answers: Any, query: Any, caller: str, called: str) -> None:
         """A modality's worklist C-FIND; an exception answers it a failure status."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hounsfield.intake.store import Intake
     from hounsfield.jobs.model import Job
     from hounsfield.jobs.queue import JobQueue
+    from hounsfield.metrics import MetricFamily
     from hounsfield.orthanc_api import InProcessOrthanc
     from hounsfield.registry import Registry
 
@@ -90,4 +91,8 @@ class CoreServices(Services, Protocol):
 
     def health(self) -> dict[str, Any]:
         """Each component's state (``hounsfield.health``)."""
+        ...
+
+    def metric_families(self) -> list[MetricFamily]:
+        """The figures of ``/api/metrics``, read now (``hounsfield.metrics``)."""
         ...

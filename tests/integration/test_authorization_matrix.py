@@ -66,6 +66,7 @@ def case(method: str, path: str, allowed: set[str], **kwargs) -> Case:
 CASES = [
     # Open doors and our own API
     case("GET", "/api/health", EVERYONE),
+    case("GET", "/api/metrics", OPERATIONS),  # Prometheus's labelled figures
     case("GET", "/api/auth/me", SIGNED_IN),
     case("PUT", "/api/auth/me", SIGNED_IN, body='{"language": "en"}'),  # one's own settings
     case("GET", "/i18n?browser=fr", EVERYONE),  # the pages' words: the sign-in page's too

@@ -46,6 +46,7 @@ def orthanc(
             "hounsfield.ai",
             "hounsfield.his",
             "hounsfield.admin",
+            "hounsfield.structures",
         ],
         # On demand only: CT series stored by other tests are not analysed behind them.
         hounsfield_ai__automatic=False,

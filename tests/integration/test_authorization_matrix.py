@@ -143,6 +143,7 @@ CASES = [
     case("GET", "/admin/health/health.js", OPERATIONS),
     case("GET", "/api/admin/configuration", {"admin"}),
     case("GET", "/api/series/{linked_series}/planes/axial", STAFF),
+    case("GET", "/api/series/{linked_series}/structures", STAFF),  # 404: not RTSTRUCT
     # Orthanc's REST API: lists and searches
     case("GET", "/system", STAFF),
     case("GET", "/patients", STAFF),

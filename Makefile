@@ -2,6 +2,10 @@
 #   make run   install what is missing, then start Orthanc with the plugin (foreground)
 #   make test  install what is missing, then lint and run the whole test suite
 # Both are idempotent: with everything installed they go straight to work.
+# Backup and restore (README, "Backup and restore"; ORTHANC__... variables apply, as to make run):
+#   make backup BACKUP=<folder>   a consistent copy of Orthanc's index and storage and our
+#                                 database, taken while the server runs (or not)
+#   make restore BACKUP=<folder>  that copy put into the empty data folder orthanc.json names
 
 SHELL := /bin/bash
 PYTHON := /usr/bin/python3
@@ -19,7 +23,8 @@ ROUTE_CLAIMS := build/libHounsfieldRouteClaims.so
 URI_GUARD := build/libHounsfieldUriGuard.so
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint install service scale-out system-packages test-system-packages
+.PHONY: run test lint install service scale-out system-packages test-system-packages \
+	backup restore
 
 run: install
 	PYTHONPATH=plugin exec $(VENV)/bin/python -m hounsfield.launcher orthanc.json
@@ -31,6 +36,19 @@ scale-out: install
 	@$(call apt-install,postgresql-15)
 	PYTHONPATH=plugin exec $(VENV)/bin/python -m hounsfield.scale_out orthanc.json \
 	  --instances $(INSTANCES)
+
+# Exit status 0 done, 1 failed, 2 refused with nothing written (python -m hounsfield.backup -h).
+backup: $(VENV)/.installed
+	$(require-backup)
+	PYTHONPATH=plugin $(VENV)/bin/python -m hounsfield.backup create orthanc.json "$(BACKUP)"
+
+restore: $(VENV)/.installed
+	$(require-backup)
+	PYTHONPATH=plugin $(VENV)/bin/python -m hounsfield.backup restore "$(BACKUP)" orthanc.json
+
+define require-backup
+@test -n "$(BACKUP)" || { echo "make $@: say where: make $@ BACKUP=<folder>" >&2; exit 2; }
+endef
 
 test: install test-system-packages $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from tests.integration.test_reading import REPORT
+from tests.support.browser import signed_in
 from tests.support.reading import Department
-from tests.support.server import REPOSITORY, OrthancServer, free_port, wait_for
+from tests.support.server import ADMIN_PASSWORD, REPOSITORY, OrthancServer, free_port, wait_for
 
 NO_PYTHON_PLUGIN = ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"]
 MORE_RULES = """
@@ -79,7 +81,7 @@ class Site:
         self.router = OrthancServer(
             root / "router",
             stable_age=1,
-            hounsfield__extensions=["hounsfield.reading", "hounsfield.routing"],
+            hounsfield__extensions=["hounsfield.reading", "hounsfield.admin", "hounsfield.routing"],
             lua_scripts=[
                 str(REPOSITORY / "lua" / "rules.lua"),
                 str(rules),
@@ -178,7 +180,11 @@ def test_stable_series_go_where_the_rules_say(site: Site, dicom_file: Callable[.
 
 
 def test_a_destination_down_receives_the_series_once_it_is_back(
-    site: Site, dicom_file: Callable[..., Path]
+    site: Site,
+    dicom_file: Callable[..., Path],
+    browser: Browser,
+    contexts: list[BrowserContext],
+    screenshots: Path,
 ) -> None:
     late = dicom_file("CT_small.dcm", SeriesDescription="Late arrival")
     send(site.router, "SCANNER9", late)
@@ -191,6 +197,16 @@ def test_a_destination_down_receives_the_series_once_it_is_back(
     assert retrying["destination"] == "PACS" and retrying["error"]
     job = site.router.get(f"/jobs/{retrying['job']}").json()
     assert job["Type"] == "DicomModalityStore"
+    # The health page says it, in French: destination, failures and the job
+    page = signed_in(
+        browser, contexts, site.router, "/admin/health", "admin", ADMIN_PASSWORD, locale="fr-FR"
+    )
+    card = page.locator("[data-component=routing]")
+    expect(card.locator("table")).to_contain_text(retrying["job"])
+    expect(card).to_contain_text("Routage vers d'autres serveurs")
+    expect(card).to_contain_text("Envois en échec")
+    expect(card.locator("table")).to_contain_text("PACS")
+    page.screenshot(path=str(screenshots / "admin-health-routing-fr.png"), full_page=True)
 
     site.pacs3.start()
     wait_for(lambda: uid(late) in site.pacs3.received(), 30, "the late series on PACS 3")

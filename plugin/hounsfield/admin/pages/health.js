@@ -234,6 +234,46 @@
              "pending"]];
   }
 
+  // Sends to other servers (the routing extension): those in flight, and each failed one
+  // with its destination, failures, next attempt (or given up) and Orthanc's error.
+  function routingFigures(c) {
+    const policy = c.policy || {};
+    return [
+      ["admin.health.routing.sending", element("strong", "sending", number(c.sending)), "sending"],
+      ["admin.health.routing.retrying", element("span", "retrying",
+                                                number((c.retrying || []).length)), "retrying"],
+      ["admin.health.routing.gave_up", (c.gaveUp || []).length
+        ? badge("bad", number(c.gaveUp.length)) : number(0), "gaveUp"],
+      ["admin.health.routing.policy", t("admin.health.routing.policy_value", {
+        attempts: number(policy.attempts), first: duration(policy.firstDelaySeconds),
+        max: duration(policy.maxDelaySeconds) }), "policy"],
+    ];
+  }
+
+  function routingMore(c) {
+    const failed = [
+      ...(c.retrying || []).map((send) => [send, false]),
+      ...(c.gaveUp || []).map((send) => [send, true]),
+    ];
+    if (!failed.length) return [];
+    return [table(
+      t("admin.health.routing.caption"),
+      ["admin.health.routing.destination", "admin.health.routing.failures",
+       "admin.health.routing.next", "admin.health.routing.error", "admin.health.routing.job"],
+      failed.map(function ([send, gaveUp]) {
+        return [
+          code(send.destination),
+          number(send.failures),
+          gaveUp ? badge("bad", t("admin.health.routing.given_up"))
+            : send.nextAttemptSeconds >= 0.5 ? duration(send.nextAttemptSeconds)
+              : t("admin.health.routing.now"),
+          send.error || "—",
+          code(send.job),
+        ];
+      }),
+    )];
+  }
+
   function dicomwebFigures(c) {
     return [["admin.health.dicomweb.claimed", yesNo(c.healthy), ""]];
   }
@@ -246,6 +286,7 @@
     queue: [queueFigures],
     events: [eventsFigures],
     dicomweb: [dicomwebFigures],
+    routing: [routingFigures, routingMore],
   };
   const SPECIAL = ["healthy", "problem", "error"];
 

@@ -28,7 +28,7 @@ from pydicom.uid import generate_uid
 from hounsfield import backup as backup_module
 from hounsfield.backup import sha256
 from hounsfield.db.cluster import ThrowawayCluster
-from tests.support.reading import PASSWORD, Department, stored_study
+from tests.support.reading import PASSWORD, REPORT, Department, stored_study
 from tests.support.server import (
     PYTHON,
     REPOSITORY,
@@ -44,12 +44,6 @@ READING = {
     "stable_age": 1,
     "hounsfield__workers": 1,
     "hounsfield__extensions": ["hounsfield.reading"],
-}
-REPORT = {
-    "template": "generic",
-    "language": "en",
-    "sections": {"findings": "Stable.", "impression": "No change."},
-    "version": 0,
 }
 
 

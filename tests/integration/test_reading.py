@@ -21,6 +21,7 @@ from pypdf import PdfReader
 from tests.support.reading import (
     BASIC_TEXT_SR,
     ENCAPSULATED_PDF,
+    REPORT,
     Department,
     reading_server,
     stored_study,
@@ -221,14 +222,6 @@ def claimed_study(department: Department, radiologist: str, **attributes: str) -
     answer = department.call(radiologist, "POST", f"/api/studies/{study}/claim")
     assert answer.status_code == 200, answer.text
     return study
-
-
-REPORT = {
-    "template": "generic",
-    "language": "en",
-    "sections": {"findings": "Stable.", "impression": "No change."},
-    "version": 0,
-}
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,8 @@ import pydicom
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
-from tests.integration.test_reading import REPORT
 from tests.support.browser import signed_in
-from tests.support.reading import Department
+from tests.support.reading import REPORT, Department
 from tests.support.server import ADMIN_PASSWORD, REPOSITORY, OrthancServer, free_port, wait_for
 
 NO_PYTHON_PLUGIN = ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"]

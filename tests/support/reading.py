@@ -16,6 +16,13 @@ PASSWORD = "reading-password-1"
 PAGES = Path(__file__).resolve().parents[2] / "html"
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+# A short report, ready to be saved as a study's first version.
+REPORT = {
+    "template": "generic",
+    "language": "en",
+    "sections": {"findings": "Stable.", "impression": "No change."},
+    "version": 0,
+}
 
 
 class Department:

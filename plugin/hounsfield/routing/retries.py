@@ -16,6 +16,7 @@ a failed one is counted from its first attempt again; nothing is lost.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -69,9 +70,15 @@ class Retries:
         self._clock = clock
         self._failed: dict[str, FailedSend] = {}
         self._sending = 0
+        # The retry task changes what health requests read, from other threads.
+        self._lock = threading.Lock()
 
     def due(self, jobs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Take in Orthanc's jobs (``GET /jobs?expand``); the ids to resubmit now."""
+        with self._lock:
+            return self._due(jobs)
+
+    def _due(self, jobs: Iterable[Mapping[str, Any]]) -> list[str]:
         now = self._clock()
         seen: set[str] = set()
         self._sending = 0
@@ -106,16 +113,20 @@ class Retries:
         return resubmit
 
     def resubmitted(self, job_id: str) -> None:
-        self._failed[job_id].resubmitted = True
+        with self._lock:
+            self._failed[job_id].resubmitted = True
 
     def report(self) -> dict[str, Any]:
         """The ``routing`` component of ``/api/health``."""
         now = self._clock()
-        retrying = [f for f in self._failed.values() if f.failures <= self.policy.attempts]
-        gave_up = [f for f in self._failed.values() if f.failures > self.policy.attempts]
+        with self._lock:
+            failed = list(self._failed.values())
+            sending = self._sending
+        retrying = [f for f in failed if f.failures <= self.policy.attempts]
+        gave_up = [f for f in failed if f.failures > self.policy.attempts]
         return {
             "healthy": not gave_up,
-            "sending": self._sending,
+            "sending": sending,
             "retrying": [f.to_json(now, gave_up=False) for f in retrying],
             "gaveUp": [f.to_json(now, gave_up=True) for f in gave_up],
             "policy": {

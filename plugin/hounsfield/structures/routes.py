@@ -8,7 +8,6 @@ from hounsfield.api import (
     STAFF,
     EventContext,
     HttpError,
-    OrthancApi,
     OrthancError,
     Request,
     Response,
@@ -24,14 +23,11 @@ RTSTRUCT = "RTSTRUCT"
 READ = "structures.read"  # the job kind (``tasks.read``)
 
 
-def content_key(study: dict[str, Any], series: dict[str, Any]) -> str:
+def content_key(series: dict[str, Any], study_series: list[dict[str, Any]]) -> str:
     """What a reading depends on: the series' instances and the study's (its images may
     arrive after the structure set). A job with the same key is never queued twice."""
-    return f"structures:{series['ID']}:{len(series['Instances'])}:{len(study['Instances'])}"
-
-
-def _study_instances(orthanc: OrthancApi, study_id: str) -> dict[str, Any]:
-    return {"Instances": orthanc.get_json(f"/studies/{study_id}/instances")}
+    in_study = sum(len(each["Instances"]) for each in study_series)
+    return f"structures:{series['ID']}:{len(series['Instances'])}:{in_study}"
 
 
 def read_on_stable(context: EventContext, settings: StructuresSettings) -> None:
@@ -41,11 +37,8 @@ def read_on_stable(context: EventContext, settings: StructuresSettings) -> None:
     study_id = context.event.resource_id
     series_list = context.orthanc.get_json(f"/studies/{study_id}/series")
     structure_sets = [s for s in series_list if s["MainDicomTags"].get("Modality") == RTSTRUCT]
-    if not structure_sets:
-        return
-    study = _study_instances(context.orthanc, study_id)
     for series in structure_sets:
-        key = content_key(study, series)
+        key = content_key(series, series_list)
         context.enqueue(READ, {"series": series["ID"], "study": study_id, "content": key}, key=key)
 
 
@@ -72,7 +65,7 @@ def get_structures(request: Request) -> Response:
     if modality != RTSTRUCT:
         raise HttpError(404, f"series {series_id} is {modality or 'no modality'}, not RTSTRUCT")
     study_id = series["ParentStudy"]
-    key = content_key(_study_instances(orthanc, study_id), series)
+    key = content_key(series, orthanc.get_json(f"/studies/{study_id}/series"))
     stored = StructureStore(request.services.db).get(series_id)
     if stored is not None and stored[0] == key:
         return Response.json(stored[1])

@@ -22,7 +22,6 @@ from hounsfield.api import (
     Study,
     StudyRef,
 )
-from hounsfield.audit.trail import AuditEntry
 from hounsfield.reading.worklist import Worklist
 from hounsfield.volume import NOT_IMAGES
 
@@ -182,16 +181,11 @@ def review(request: Request) -> dict[str, Any]:
     Worklist(request.services.db).annotate(
         row["study_id"], summary.text, flagged=summary.awaiting_review
     )
-    request.services.audit.append(
-        AuditEntry(
-            action="finding.review",
-            outcome="ok",
-            username=user.username,
-            role=user.role.value,
-            ip=request.ip,
-            resource=f"/studies/{row['study_id']}",
-            detail={"finding": row["id"], "decision": body.decision.value, **changes},
-        )
+    request.audit(
+        "finding.review",
+        "ok",
+        f"/studies/{row['study_id']}",
+        {"finding": row["id"], "decision": body.decision.value, **changes},
     )
     return finding_json(reviewed)
 

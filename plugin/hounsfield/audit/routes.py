@@ -8,7 +8,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from hounsfield.audit import trail
-from hounsfield.audit.trail import AuditEntry
 from hounsfield.auth.permissions import ADMIN
 from hounsfield.web import HttpError, Request, Response, RouteTable
 
@@ -87,18 +86,8 @@ def export_audit(request: Request) -> Response:
                 for name in CSV_COLUMNS
             ]
         )
-    principal = request.user()
-    request.services.audit.append(
-        AuditEntry(
-            "audit.export",
-            "allowed",
-            username=principal.username,
-            role=principal.role.value,
-            ip=request.ip,
-            resource=request.path,
-            detail={"query": dict(request.query), "rows": len(entries), "matching": total},
-        )
-    )
+    detail = {"query": dict(request.query), "rows": len(entries), "matching": total}
+    request.audit("audit.export", "allowed", request.path, detail)
     return Response(
         200,
         text.getvalue().encode(),

@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from hounsfield.audit.trail import AuditEntry
 from hounsfield.auth.keys import NAME, ApiKey, KeyNameTaken
 from hounsfield.auth.permissions import ANY_USER
 from hounsfield.auth.principal import Principal
@@ -40,24 +39,14 @@ def _maker(request: Request) -> Principal:
 
 
 def _audit(request: Request, action: str, key: ApiKey) -> None:
-    principal = request.user()
-    request.services.audit.append(
-        AuditEntry(
-            action,
-            "allowed",
-            username=principal.username,
-            role=principal.role.value,
-            ip=request.ip,
-            resource=key.name,
-            detail={
-                "id": key.id,
-                "owner": key.owner,
-                "role": key.role.value,
-                "readOnly": key.read_only,
-                "expiresAt": key.expires_at,
-            },
-        )
-    )
+    detail = {
+        "id": key.id,
+        "owner": key.owner,
+        "role": key.role.value,
+        "readOnly": key.read_only,
+        "expiresAt": key.expires_at,
+    }
+    request.audit(action, "allowed", key.name, detail)
 
 
 def _visible(request: Request, key_id: str) -> ApiKey:

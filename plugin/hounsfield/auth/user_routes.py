@@ -10,7 +10,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hounsfield.audit.trail import AuditEntry
 from hounsfield.auth.permissions import ADMIN
 from hounsfield.auth.roles import Role
 from hounsfield.auth.store import USERNAME, User, UserExists
@@ -53,21 +52,6 @@ def _user_json(request: Request, user: User) -> dict[str, Any]:
     return payload
 
 
-def _audit(request: Request, action: str, target: str, detail: dict[str, Any]) -> None:
-    principal = request.user()
-    request.services.audit.append(
-        AuditEntry(
-            action,
-            "allowed",
-            username=principal.username,
-            role=principal.role.value,
-            ip=request.ip,
-            resource=target,
-            detail=detail,
-        )
-    )
-
-
 def _keep_an_admin(request: Request, user: User) -> None:
     if user.role is Role.ADMIN and request.core.users.count(role=Role.ADMIN) <= 1:
         raise HttpError(409, "this is the last active admin; make another admin first")
@@ -91,7 +75,7 @@ def create_user(request: Request) -> Response:
         raise HttpError(409, f"user {body.username!r} already exists") from error
     if body.studies:
         request.core.users.link_studies(user.username, body.studies)
-    _audit(request, "user.create", user.username, {"role": user.role.value})
+    request.audit("user.create", "allowed", user.username, {"role": user.role.value})
     return Response.json(
         _user_json(request, user), status=201, Location=f"/api/users/{user.username}"
     )
@@ -127,9 +111,9 @@ def update_user(request: Request) -> dict[str, Any]:
         request.core.sessions.revoke_user(user.username, "changed by an admin")
     if body.studies is not None:
         request.core.users.link_studies(user.username, body.studies)
-    _audit(
-        request,
+    request.audit(
         "user.update",
+        "allowed",
         user.username,
         {
             key: value
@@ -146,5 +130,5 @@ def delete_user(request: Request) -> dict[str, Any]:
     user = _user_or_404(request)
     _keep_an_admin(request, user)
     request.core.users.delete(user.username)
-    _audit(request, "user.delete", user.username, {})
+    request.audit("user.delete", "allowed", user.username, {})
     return {"deleted": user.username}

@@ -20,7 +20,6 @@ from hounsfield.api import (
     Response,
     RouteTable,
 )
-from hounsfield.audit.trail import AuditEntry
 from hounsfield.db import Row
 from hounsfield.his.fhir import FhirClient, HisPatient, HisUnavailable
 from hounsfield.his.model import Order, OrderStatus, PlaceOrder, Source
@@ -167,21 +166,6 @@ def list_orders(request: Request) -> dict[str, Any]:
     return {"orders": [order.to_json() for order in orders]}
 
 
-def _audit(request: Request, action: str, resource: str, detail: dict[str, Any]) -> None:
-    user = request.user()
-    request.services.audit.append(
-        AuditEntry(
-            action=action,
-            outcome="ok",
-            username=user.username,
-            role=user.role.value,
-            ip=request.ip,
-            resource=resource,
-            detail=detail,
-        )
-    )
-
-
 @routes.post("/api/orders", roles=ACQUISITION)
 def place_order(request: Request) -> Response:
     """An order entered by hand; it is on the Modality Worklist at once. 409 when its
@@ -194,8 +178,8 @@ def place_order(request: Request) -> Response:
         record = book.place(command, by=request.user().username)
     except OrderConflict as conflict:
         raise HttpError(409, str(conflict)) from conflict
-    _audit(
-        request, "order.place", f"/api/orders/{record.id}", {"accession": order.accession_number}
+    request.audit(
+        "order.place", "ok", f"/api/orders/{record.id}", {"accession": order.accession_number}
     )
     return Response.json(record.to_json(), status=201)
 
@@ -222,7 +206,7 @@ def cancel_order(request: Request) -> dict[str, Any]:
         raise HttpError(404, f"no order {request.path_params['id']}") from None
     except OrderConflict as conflict:
         raise HttpError(409, str(conflict)) from conflict
-    _audit(request, "order.cancel", f"/api/orders/{record.id}", {})
+    request.audit("order.cancel", "ok", f"/api/orders/{record.id}", {})
     return record.to_json()
 
 
@@ -278,9 +262,9 @@ def correct_mismatch(request: Request) -> Response:
         started = start_correction(request.services.orthanc, book, row, request.user().username)
     except OrderConflict as conflict:
         raise HttpError(409, str(conflict)) from conflict
-    _audit(
-        request,
+    request.audit(
         "study.correct",
+        "ok",
         f"/studies/{row['study_id']}",
         {"mismatch": row["id"], "differences": json.loads(row["differences"])},
     )
@@ -314,9 +298,9 @@ def dismiss_mismatch(request: Request) -> dict[str, Any]:
         )
     except OrderConflict as conflict:
         raise HttpError(409, str(conflict)) from conflict
-    _audit(
-        request,
+    request.audit(
         "study.correct",
+        "ok",
         f"/studies/{row['study_id']}",
         {"mismatch": row["id"], "dismissed": True, "reason": body.reason[:500]},
     )
@@ -353,5 +337,5 @@ def acknowledge_merge(request: Request) -> dict[str, Any]:
     merge_id = int(request.path_params["id"])
     if not OrderBook(request.services.db).acknowledge_merge(merge_id, request.user().username):
         raise HttpError(409, f"merge {merge_id} is unknown or already acknowledged")
-    _audit(request, "patient.merge", f"/api/his/merges/{merge_id}", {})
+    request.audit("patient.merge", "ok", f"/api/his/merges/{merge_id}", {})
     return {"id": merge_id, "acknowledged": True}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
 
+from hounsfield.audit.trail import AuditEntry
 from hounsfield.config import LimitsSection
 from hounsfield.untrusted import InputRefused
 from hounsfield.untrusted.jsontext import parse_json
@@ -96,6 +97,21 @@ class Request:
         if self.principal is None:
             raise HttpError(401, "authentication required")
         return self.principal
+
+    def audit(self, action: str, outcome: str, resource: str, detail: dict[str, Any]) -> None:
+        """Record in the audit trail what the signed-in caller did to ``resource``, beside the
+        gate's entry for the request itself (e.g. which key was revoked, which order made)."""
+        user = self.user()
+        entry = AuditEntry(
+            action,
+            outcome,
+            username=user.username,
+            role=user.role.value,
+            ip=self.ip,
+            resource=resource,
+            detail=detail,
+        )
+        self.services.audit.append(entry)
 
     def cookie(self, name: str) -> str | None:
         try:

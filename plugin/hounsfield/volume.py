@@ -1,8 +1,7 @@
 """A series from Orthanc as one ``Volume``, or the reason it cannot be one.
 
-Core, not the AI extension's: whatever reads a CT series as a grid of Hounsfield units (the
-analyzers, a structure set drawn on it) loads it here, and none of them needs to import
-another extension to do so.
+Core: every feature that reads a CT series as a grid of Hounsfield units loads it here, and
+none needs to import another extension to do so.
 
 Each slice's file is read (a few at a time: Orthanc answers them in parallel) and checked
 before its pixels are used: an image (pixel data, one sample, integer pixels, one frame),
@@ -87,8 +86,8 @@ class Volume:
 
 
 FETCHERS = 4  # files read at once
-# What an analyzer may know of the series: never the patient's identity (the remote
-# provider sends what it is given).
+# What a feature may learn of the series from the volume: never the patient's identity (a
+# remote service is sent what it is given).
 DESCRIPTIVE_TAGS = (
     "Modality",
     "BodyPartExamined",

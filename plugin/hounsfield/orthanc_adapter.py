@@ -92,6 +92,12 @@ class PluginOrthancApi:
         except orthanc.OrthancException as error:
             raise _orthanc_error(error) from error
 
+    def delete(self, path: str) -> None:
+        try:
+            orthanc.RestApiDelete(path)
+        except orthanc.OrthancException as error:
+            raise _orthanc_error(error) from error
+
     def find_study(self, study_instance_uid: str) -> str | None:
         try:
             return orthanc.LookupStudy(study_instance_uid) or None

@@ -71,6 +71,9 @@ class OrthancHttpClient:
     def post_json(self, path: str, body: Any) -> Any:
         return json.loads(self.request("POST", path, json.dumps(body).encode()))
 
+    def delete(self, path: str) -> None:
+        self.request("DELETE", path)
+
     def store(self, dicom: bytes) -> dict[str, Any]:
         """POST /instances: store one DICOM file; Orthanc's answer (ID, ParentSeries...)."""
         return json.loads(self.request("POST", "/instances", dicom, "application/dicom"))

@@ -8,6 +8,7 @@ history has both -> the referrer reads the signed report and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import signal
 import subprocess
@@ -18,6 +19,14 @@ import pydicom
 import pytest
 from pypdf import PdfReader
 
+from hounsfield.app import migrations
+from hounsfield.db import SqliteDatabase, apply_migrations
+from hounsfield.jobs.context import JobContext
+from hounsfield.jobs.queue import DatabaseJobQueue
+from hounsfield.orthanc_http import OrthancHttpClient
+from hounsfield.reading.desk import PUBLISH
+from hounsfield.reading.publish import publish
+from hounsfield.reading.settings import ReadingSettings
 from tests.support.reading import (
     BASIC_TEXT_SR,
     ENCAPSULATED_PDF,
@@ -363,6 +372,53 @@ def test_a_deleted_study_leaves_the_worklist_and_keeps_its_report(department: De
     assert department.call("dr-jo", "GET", "/api/reports/orphaned").status_code == 403
     history = department.call("admin", "GET", f"/api/studies/{study}/report/history").json()
     assert [version["signer"] for version in history["versions"]] == ["dr-jo"]
+
+
+class DeletingOrthanc(OrthancHttpClient):
+    """Orthanc over HTTP, as a worker reaches it, where an admin deletes ``study`` just
+    before the ``before``-th object is stored: the windows between a publishing job's first
+    look at the study and its stores, which a loaded machine holds open long enough to hit."""
+
+    def __init__(self, base_url: str, token: str, study: str, before: int) -> None:
+        super().__init__(base_url, token)
+        self.study, self.before, self.stores = study, before, 0
+
+    def store(self, dicom: bytes) -> dict:
+        self.stores += 1
+        if self.stores == self.before:
+            self.delete(f"/studies/{self.study}")
+        return super().store(dicom)
+
+
+@pytest.mark.parametrize("before", [1, 2], ids=["before-the-pdf", "between-pdf-and-sr"])
+def test_a_report_published_as_its_study_is_deleted_does_not_bring_the_study_back(
+    department: Department, tmp_path: Path, before: int
+) -> None:
+    orthanc = department.orthanc
+    study = claimed_study(department, "dr-kai", AccessionNumber=f"ACC-GONE-{before}")
+    assert department.call("dr-kai", "PUT", f"/api/studies/{study}/report", json=REPORT).ok
+    assert department.call(
+        "dr-kai", "POST", f"/api/studies/{study}/report/sign", json={"version": 1}
+    ).ok
+    [queued] = [
+        job
+        for job in orthanc.get("/api/jobs", params={"kind": PUBLISH}).json()["jobs"]
+        if job["params"]["study"] == study
+    ]
+    orthanc.wait_job(queued["id"], timeout=60)  # published once, by the worker
+    database = SqliteDatabase(tmp_path / "publish.db")  # only to make a Job: never reported
+    apply_migrations(database, migrations([]))
+    queue = DatabaseJobQueue(database)
+    again = dataclasses.replace(queue.enqueue(PUBLISH, queued["params"]), id=queued["id"])
+    token = orthanc.login("admin", orthanc.env["HOUNSFIELD_ADMIN_PASSWORD"])
+    client = DeletingOrthanc(orthanc.base_url, token, study, before)
+
+    result = publish(JobContext(queue, again, "test", client), ReadingSettings())
+    assert result == {"published": False, "reason": "the study was deleted; the report is kept"}
+    assert orthanc.get(f"/studies/{study}").status_code == 404
+    wait_for(lambda: department.row(study) is None, 30, "the row to leave the worklist")
+    orphans = department.call("admin", "GET", "/api/reports/orphaned").json()["reports"]
+    assert study in [report["study"] for report in orphans]
 
 
 def test_nothing_is_lost_when_orthanc_is_killed_mid_flow(tmp_path: Path, dicom_file) -> None:

@@ -103,14 +103,19 @@ class SeriesMetadataCache:
         if self._size is None:
             self._size = self._measure()
         folder = self.folder / study_id
-        folder.mkdir(parents=True, exist_ok=True)
-        for older in folder.glob(f"{state.id}.*.json.gz"):
-            self._size -= older.stat().st_size
-            older.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # the folder, forgotten meanwhile
+            for older in folder.glob(f"{state.id}.*.json.gz"):
+                self._size -= _size_of(older)
+                older.unlink(missing_ok=True)
         compressed = gzip.compress(text, compresslevel=1)
         partial = folder / f".{uuid.uuid4().hex}.partial"
-        partial.write_bytes(compressed)
-        os.replace(partial, self._path(study_id, state))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(compressed)
+            os.replace(partial, self._path(study_id, state))
+        except (FileNotFoundError, FileExistsError):  # the study deleted and forgotten meanwhile
+            partial.unlink(missing_ok=True)
+            return
         self._size += len(compressed)
         if self._size > self.max_bytes:
             self._trim()
@@ -118,8 +123,9 @@ class SeriesMetadataCache:
     def forget(self, study_id: str) -> None:
         """A deleted study's series."""
         folder = self.folder / study_id
-        for path in folder.glob("*"):
-            path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # forgotten by another process too
+            for path in folder.glob("*"):
+                path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # absent, or a worker wrote into it meanwhile
             folder.rmdir()
 
@@ -128,20 +134,43 @@ class SeriesMetadataCache:
             return
         for study in os.scandir(self.folder):
             if study.is_dir():
-                yield from (entry for entry in os.scandir(study.path) if entry.is_file())
+                try:
+                    files = [
+                        entry
+                        for entry in os.scandir(study.path)
+                        if entry.is_file() and not entry.name.startswith(".")  # not partials
+                    ]
+                except FileNotFoundError:  # a deleted study's folder, removed meanwhile
+                    continue
+                yield from files
 
     def _measure(self) -> int:
-        return sum(entry.stat().st_size for entry in self._files())
+        return sum(_size_of(entry) for entry in self._files())
 
     def _trim(self) -> None:
-        entries = sorted(self._files(), key=lambda entry: entry.stat().st_mtime)
-        size = sum(entry.stat().st_size for entry in entries)
-        for entry in entries:
+        entries = []  # (last used, size, path) of the files still there
+        for entry in self._files():
+            with contextlib.suppress(FileNotFoundError):
+                found = entry.stat()
+                entries.append((found.st_mtime, found.st_size, entry.path))
+        entries.sort()
+        size = sum(entry[1] for entry in entries)
+        for _, bytes_, path in entries:
             if size <= self.max_bytes * TRIM_TO:
                 break
-            size -= entry.stat().st_size
-            Path(entry.path).unlink(missing_ok=True)
+            size -= bytes_
+            Path(path).unlink(missing_ok=True)
         self._size = size
+
+
+def _size_of(file: Path | os.DirEntry[str]) -> int:
+    """A file's size, 0 once it is gone: the plugin's threads and the workers replace and
+    trim the same folder, so a file listed a moment ago may have been removed since (seen
+    as a 500 on a viewer's series metadata while a worker was writing the same series)."""
+    try:
+        return file.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 @functools.cache

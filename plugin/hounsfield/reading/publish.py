@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hounsfield.api import JobContext, OrthancError
+from hounsfield.api import JobContext, OrthancError, withdraw_if_study_deleted
 from hounsfield.dicom_objects import STUDY_ATTRIBUTES, encode
 from hounsfield.reading import dicom, pdf
 from hounsfield.reading.settings import ReadingSettings
@@ -87,6 +87,11 @@ def publish(job: JobContext, settings: ReadingSettings) -> dict[str, Any]:
         replaces=tuple(params["replaces"]),
         institution=settings.institution,
     )
-    stored_pdf = job.orthanc.store(encode(dicom.encapsulated_pdf(study, objects, document)))
-    stored_sr = job.orthanc.store(encode(dicom.basic_text_sr(study, objects)))
-    return {"published": True, "pdf": stored_pdf["ID"], "sr": stored_sr["ID"]}
+    stored = [
+        job.orthanc.store(encode(dicom.encapsulated_pdf(study, objects, document))),
+        job.orthanc.store(encode(dicom.basic_text_sr(study, objects))),
+    ]
+    report_series = {answer["ParentSeries"] for answer in stored}
+    if withdraw_if_study_deleted(job.orthanc, params["study"], report_series):
+        return {"published": False, "reason": "the study was deleted; the report is kept"}
+    return {"published": True, "pdf": stored[0]["ID"], "sr": stored[1]["ID"]}

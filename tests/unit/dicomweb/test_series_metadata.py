@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import json
 import os
@@ -119,3 +120,24 @@ def test_bulk_data_uris_are_kept_relative_to_the_root_at_every_depth(tmp_path: P
     assert text.count("hounsfield-dicomweb-root:studies/1/series/2/instances/3/bulk/") == 2
     kept = next((tmp_path / "study").iterdir())
     assert gzip.decompress(kept.read_bytes()) == answers["2"]
+
+
+def _keep_and_trim(folder: str, rounds: int) -> None:
+    """One process of several sharing a cache folder: the same series over and over, in a
+    cache small enough that every keep trims."""
+    cache = SeriesMetadataCache(Path(folder), 20_000)
+    noise = os.urandom(4_000)
+    for number in range(rounds):
+        cache.keep("study", state(f"s{number % 7}", [str(number)]), noise)
+        cache.keep(f"study{number % 3}", state("s", [str(number)]), noise)
+        if number % 50 == 0:
+            cache.forget(f"study{number % 3}")
+
+
+def test_processes_sharing_the_folder_never_trip_over_each_others_files(tmp_path: Path) -> None:
+    # The plugin's HTTP threads and the workers keep, replace, trim and forget in one folder.
+    with concurrent.futures.ProcessPoolExecutor(4) as pool:
+        done = [pool.submit(_keep_and_trim, str(tmp_path), 400) for _ in range(4)]
+        for future in done:
+            future.result()  # raises what a process raised
+    assert sum(path.stat().st_size for path in tmp_path.rglob("*.json.gz")) <= 20_000 + 4 * 4_100

@@ -70,6 +70,7 @@ CASES = [
     case("GET", "/api/auth/me", SIGNED_IN),
     case("PUT", "/api/auth/me", SIGNED_IN, body='{"language": "en"}'),  # one's own settings
     case("GET", "/i18n?browser=fr", EVERYONE),  # the pages' words: the sign-in page's too
+    case("GET", "/favicon.ico", EVERYONE),  # every browser tab asks for it
     # API keys: anyone signed in, for themselves (the routes check whose key it is)
     case("GET", "/api/keys", SIGNED_IN),
     case("POST", "/api/keys", SIGNED_IN, body="{}"),

@@ -94,6 +94,12 @@ def login_asset(request: Request) -> Response:
     return _asset(request, PAGES_DIRECTORY, LOGIN_ASSETS)
 
 
+@routes.get("/favicon.ico", open=True)  # browsers ask for it on every page, signed in or not
+def favicon(request: Request) -> Response:
+    icon = (PAGES_DIRECTORY / "favicon.svg").read_bytes()
+    return Response(200, icon, "image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
 @routes.get("/i18n", open=True)  # open: the sign-in page is translated too
 def page_words(request: Request) -> dict[str, object]:
     """Our pages' words in the language a page asks for: ``user`` (the user's setting,

@@ -95,6 +95,7 @@ def test_open_doors_are_exactly_sign_in_refresh_and_health() -> None:
         (("GET",), "/login"),
         (("GET",), "/login/{asset}"),
         (("GET",), "/i18n"),  # the words of the sign-in page (and of every page of ours)
+        (("GET",), "/favicon.ico"),  # asked for by browsers on every page
     }
 
 

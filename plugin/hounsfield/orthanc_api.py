@@ -63,11 +63,11 @@ def withdraw_if_study_deleted(orthanc: OrthancApi, study_id: str, series_ids: se
     """Delete the series a job just stored into ``study_id`` when they are all the study
     holds any more; whether they were withdrawn.
 
-    A job reads its study, works for a while (a PDF rendered, a volume analysed or
-    reconstructed), then stores what it derived. A study deleted meanwhile is created again,
-    under the same id, by the first object stored (seen when an admin deleted a study right
-    after its report was signed, on a loaded machine): it would come back holding only what
-    the job derived. Deleting those series deletes that study again.
+    A job reads its study, works on it for a while, then stores what it derived. A study
+    deleted meanwhile is created again, under the same id, by the first object stored (seen
+    on a loaded machine when a study was deleted a moment after a job on it was queued): it
+    would come back holding only what the job derived. Deleting those series deletes that
+    study again.
     """
     try:
         series = orthanc.get_json(f"/studies/{study_id}/series")

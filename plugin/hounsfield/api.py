@@ -28,7 +28,7 @@ from hounsfield.db import Migration, Schema
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event, Intervention
 from hounsfield.jobs.context import JobCancelled, JobContext
-from hounsfield.orthanc_api import OrthancApi, OrthancError, withdraw_if_study_deleted
+from hounsfield.orthanc_api import OrthancApi, OrthancError
 from hounsfield.registry import BackgroundTask, HealthCheck, Registry
 from hounsfield.services import Services
 from hounsfield.web.http import HttpError, Request, Response, validated
@@ -61,5 +61,4 @@ __all__ = [
     "Study",
     "StudyRef",
     "validated",
-    "withdraw_if_study_deleted",
 ]

@@ -62,7 +62,9 @@ class OrthancLogHandler(logging.Handler):
     """Routes Python logging into Orthanc's log, at the matching level."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = self.format(record)
+        # The SDK takes a C string: a NUL (in a logged HL7 control id, say) made it raise
+        # TypeError, and the message being answered got "internal error" instead of its NAK.
+        message = self.format(record).replace("\0", "\\x00")
         if record.levelno >= logging.ERROR:
             orthanc.LogError(message)
         elif record.levelno >= logging.WARNING:

@@ -57,30 +57,3 @@ class InProcessOrthanc(OrthancApi, Protocol):
         """GET a route another plugin serves (DICOMweb's), as that plugin answers it;
         ``get_bytes`` reaches only Orthanc's built-in routes."""
         ...
-
-
-def withdraw_if_study_deleted(orthanc: OrthancApi, study_id: str, series_ids: set[str]) -> bool:
-    """Delete the series a job just stored into ``study_id`` when they are all the study
-    holds any more; whether they were withdrawn.
-
-    A job reads its study, works on it for a while, then stores what it derived. A study
-    deleted meanwhile is created again, under the same id, by the first object stored (seen
-    on a loaded machine when a study was deleted a moment after a job on it was queued): it
-    would come back holding only what the job derived. Deleting those series deletes that
-    study again.
-    """
-    try:
-        series = orthanc.get_json(f"/studies/{study_id}/series")
-    except OrthancError as error:
-        if error.status == 404:
-            return True
-        raise
-    if any(item["ID"] not in series_ids for item in series):
-        return False
-    for item in series:  # not all of the job's: the study may have been deleted in between
-        try:
-            orthanc.delete(f"/series/{item['ID']}")
-        except OrthancError as error:
-            if error.status != 404:  # gone already: deleted by someone else meanwhile
-                raise
-    return True

@@ -360,8 +360,11 @@ def test_bad_hl7_gets_a_nak_and_the_listener_goes_on(orthanc: OrthancServer) -> 
     no_station = orm("B1", "NW", "PL-B1", accession).replace("CT_HL7_1", "")
     unsupported = orm("B2", "NW", "PL-B2", accession).replace("ORM^O01", "ADT^A01")
     garbage = "this is not HL7"
-    acks = send_hl7(orthanc, no_station, unsupported, garbage)
-    assert [ack_code(a) for a in acks] == [("AE", "B1"), ("AR", "B2"), ("AR", "")]
+    # A NUL in what gets logged (the control id) once made the log call itself fail.
+    nul_control = orm("\0", "NW", "PL-B4", accession).replace("ORM^O01", "ADT^A01")
+    acks = send_hl7(orthanc, no_station, unsupported, garbage, nul_control)
+    assert [ack_code(a) for a in acks] == [("AE", "B1"), ("AR", "B2"), ("AR", ""), ("AR", "\0")]
+    assert "internal error" not in str(acks[3].segment("MSA"))
     assert orthanc.get(f"/api/orders?accession={accession}").json()["orders"] == []
     # Wrong framing on a raw socket: dropped; the next connection is served.
     with socket.create_connection(("127.0.0.1", mllp_port(orthanc)), timeout=5) as raw:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hounsfield.api import JobContext, OrthancError, withdraw_if_study_deleted
+from hounsfield.api import JobContext, OrthancError
 from hounsfield.dicom_objects import STUDY_ATTRIBUTES, encode
 from hounsfield.reading import dicom, pdf
 from hounsfield.reading.settings import ReadingSettings
@@ -91,7 +91,18 @@ def publish(job: JobContext, settings: ReadingSettings) -> dict[str, Any]:
         job.orthanc.store(encode(dicom.encapsulated_pdf(study, objects, document))),
         job.orthanc.store(encode(dicom.basic_text_sr(study, objects))),
     ]
-    report_series = {answer["ParentSeries"] for answer in stored}
-    if withdraw_if_study_deleted(job.orthanc, params["study"], report_series):
+    if _holds_only(job, params["study"], {answer["ParentSeries"] for answer in stored}):
+        # Deleted while the PDF was rendered: storing created the study again, holding only
+        # the report; the plugin deletes it again when it sees it (``sync.study_arrived``).
         return {"published": False, "reason": "the study was deleted; the report is kept"}
     return {"published": True, "pdf": stored[0]["ID"], "sr": stored[1]["ID"]}
+
+
+def _holds_only(job: JobContext, study_id: str, series_ids: set[str]) -> bool:
+    try:
+        series = job.orthanc.get_json(f"/studies/{study_id}/series")
+    except OrthancError as error:
+        if error.status == 404:
+            return True
+        raise
+    return all(item["ID"] in series_ids for item in series)

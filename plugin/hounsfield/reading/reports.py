@@ -291,6 +291,13 @@ class Reports:
         )
         return [SignedVersion.from_row(row) for row in rows]
 
+    def series_uids(self, study_id: str) -> set[str]:
+        """The SeriesInstanceUIDs the study's signed versions are published into."""
+        rows = self.db.query(
+            f"SELECT pdf_series_uid, sr_series_uid FROM {REPORTS} WHERE study_id = ?", (study_id,)
+        )
+        return {uid for row in rows for uid in row if uid}
+
     def orphan(self, study_id: str) -> None:
         """The study left Orthanc: its report stays, marked (drafts included, for admins)."""
         self.db.execute(

@@ -15,7 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from hounsfield.api import BackgroundTask, EventContext, OrthancApi, Services
+from hounsfield.api import BackgroundTask, EventContext, OrthancApi, OrthancError, Services
 from hounsfield.reading.desk import ReadingDesk
 from hounsfield.reading.reports import Reports
 from hounsfield.reading.settings import ReadingSettings
@@ -28,9 +28,44 @@ SWEEP_SECONDS = 30.0  # how often idle claims are looked for
 
 def study_arrived(context: EventContext) -> None:
     """``study.new`` and ``study.stable``: write what Orthanc says of the study now."""
-    summary = StudySummary.read(context.orthanc, context.event.resource_id)
+    study_id = context.event.resource_id
+    if _report_only(context, study_id):
+        return
+    summary = StudySummary.read(context.orthanc, study_id)
     if summary is not None:
         Worklist(context.database).upsert(summary)
+
+
+def _report_only(context: EventContext, study_id: str) -> bool:
+    """Delete a study that holds nothing but its own report's series; whether it did.
+
+    A report is published by a worker: it reads the study, renders the PDF, then stores.
+    A study deleted in between is created again, under the same id, by those stores (seen
+    on a loaded machine, an admin deleting a study a moment after its report was signed).
+    Such a study never came from a modality: it is deleted again, here, with the plugin's
+    rights (a worker's account may not delete). The report stays, orphaned.
+    """
+    ours = Reports(context.database).series_uids(study_id)
+    if not ours:
+        return False
+    try:
+        series = context.orthanc.get_json(f"/studies/{study_id}/series")
+    except OrthancError as error:
+        if error.status == 404:
+            return False
+        raise
+    if not series or any(
+        item["MainDicomTags"].get("SeriesInstanceUID") not in ours for item in series
+    ):
+        return False
+    log.warning("study %s came back holding only its report: deleted again", study_id)
+    for item in series:
+        try:
+            context.orthanc.delete(f"/series/{item['ID']}")
+        except OrthancError as error:
+            if error.status != 404:  # gone already
+                raise
+    return True
 
 
 def study_deleted(context: EventContext) -> None:

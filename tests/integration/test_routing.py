@@ -151,6 +151,12 @@ def routing(router: OrthancServer) -> dict:
     return router.health()["components"]["routing"]
 
 
+def store_jobs(router: OrthancServer) -> list[dict]:
+    """Orthanc's store jobs (the sends), as its /jobs shows them now."""
+    jobs = router.get("/jobs?expand").json()
+    return [job for job in jobs if job["Type"] in ("DicomModalityStore", "OrthancPeerStore")]
+
+
 def settled(router: OrthancServer) -> bool:
     """Nothing left to send: no store job pending or running, none waiting for a retry."""
     component = routing(router)
@@ -168,12 +174,19 @@ def test_stable_series_go_where_the_rules_say(site: Site, dicom_file: Callable[.
 
     wait_for(lambda: uid(chest) in site.pacs2.received(), 30, "the chest series on PACS 2")
     wait_for(lambda: uid(chest) in site.archived(), 30, "the chest series at research")
-    wait_for(lambda: settled(site.router), 30, "every send to finish")
+    # Orthanc's own jobs, not our health's view (its poll may predate the last job).
+    sent = wait_for(
+        lambda: (
+            (jobs := store_jobs(site.router))
+            and all(job["State"] in ("Success", "Failure") for job in jobs)
+            and jobs
+        ),
+        30,
+        "every send to finish",
+    )
     unmatched = {uid(head), uid(other_sender), uid(mammography)}
     assert not unmatched & site.pacs2.received()
     assert not unmatched & site.archived()
-    jobs = site.router.get("/jobs?expand").json()
-    sent = [job for job in jobs if job["Type"] in ("DicomModalityStore", "OrthancPeerStore")]
     assert {job["State"] for job in sent} == {"Success"}
     assert "neither a DICOM modality nor an Orthanc peer" in site.router.log_path.read_text()
 

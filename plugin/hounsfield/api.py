@@ -28,7 +28,7 @@ from hounsfield.db import Migration, Schema
 from hounsfield.events.context import EventContext
 from hounsfield.events.types import Event, Intervention
 from hounsfield.jobs.context import JobCancelled, JobContext
-from hounsfield.orthanc_api import OrthancApi, OrthancError
+from hounsfield.orthanc_api import OrthancApi, OrthancError, get_if_found
 from hounsfield.registry import BackgroundTask, HealthCheck, Registry
 from hounsfield.services import Services
 from hounsfield.web.http import HttpError, Request, Response, validated
@@ -60,5 +60,6 @@ __all__ = [
     "Services",
     "Study",
     "StudyRef",
+    "get_if_found",
     "validated",
 ]

@@ -57,3 +57,14 @@ class InProcessOrthanc(OrthancApi, Protocol):
         """GET a route another plugin serves (DICOMweb's), as that plugin answers it;
         ``get_bytes`` reaches only Orthanc's built-in routes."""
         ...
+
+
+def get_if_found(orthanc: OrthancApi, path: str) -> Any:
+    """GET ``path`` as JSON; None when Orthanc has no such resource (a study deleted between
+    an event or a job's start and now, say). Other refusals are raised."""
+    try:
+        return orthanc.get_json(path)
+    except OrthancError as error:
+        if error.status == 404:
+            return None
+        raise

@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Any
 
-from hounsfield.api import EventContext, OrthancApi, OrthancError
+from hounsfield.api import EventContext, OrthancApi, get_if_found
 from hounsfield.db import Row
 from hounsfield.his.model import Patient
 from hounsfield.his.orders import OrderBook, OrderConflict, OrderRecord
@@ -116,12 +116,9 @@ def finish_corrections(orthanc: OrthancApi, book: OrderBook, worklist: Worklist)
     job is this instance's (Orthanc's jobs are per instance): another's is left to it."""
     finished = 0
     for mismatch in book.corrections_under_way():
-        try:
-            job = orthanc.get_json(f"/jobs/{mismatch['orthanc_job']}")
-        except OrthancError as error:
-            if error.status == 404:
-                continue
-            raise
+        job = get_if_found(orthanc, f"/jobs/{mismatch['orthanc_job']}")
+        if job is None:
+            continue
         if job.get("State") == "Failure":
             book.correction_failed(mismatch["id"], str(job.get("ErrorDescription") or "failed"))
             finished += 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hounsfield.api import JobContext, OrthancError
+from hounsfield.api import JobContext, get_if_found
 from hounsfield.dicom_objects import STUDY_ATTRIBUTES, encode
 from hounsfield.reading import dicom, pdf
 from hounsfield.reading.settings import ReadingSettings
@@ -22,12 +22,9 @@ from hounsfield.reading.worklist import imaged_modalities
 
 def study_tags(job: JobContext, study_id: str) -> dict[str, Any] | None:
     """The study's patient and study attributes, as Orthanc indexed them (None: deleted)."""
-    try:
-        study = job.orthanc.get_json(f"/studies/{study_id}")
-    except OrthancError as error:
-        if error.status == 404:
-            return None
-        raise
+    study = get_if_found(job.orthanc, f"/studies/{study_id}")
+    if study is None:
+        return None
     tags = {**study.get("PatientMainDicomTags", {}), **study.get("MainDicomTags", {})}
     return {name: tags.get(name, "") for name in STUDY_ATTRIBUTES}
 
@@ -99,10 +96,5 @@ def publish(job: JobContext, settings: ReadingSettings) -> dict[str, Any]:
 
 
 def _holds_only(job: JobContext, study_id: str, series_ids: set[str]) -> bool:
-    try:
-        series = job.orthanc.get_json(f"/studies/{study_id}/series")
-    except OrthancError as error:
-        if error.status == 404:
-            return True
-        raise
+    series = get_if_found(job.orthanc, f"/studies/{study_id}/series") or []
     return all(item["ID"] in series_ids for item in series)

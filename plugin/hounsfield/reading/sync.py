@@ -15,7 +15,14 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from hounsfield.api import BackgroundTask, EventContext, OrthancApi, OrthancError, Services
+from hounsfield.api import (
+    BackgroundTask,
+    EventContext,
+    OrthancApi,
+    OrthancError,
+    Services,
+    get_if_found,
+)
 from hounsfield.reading.desk import ReadingDesk
 from hounsfield.reading.reports import Reports
 from hounsfield.reading.settings import ReadingSettings
@@ -48,12 +55,7 @@ def _report_only(context: EventContext, study_id: str) -> bool:
     ours = Reports(context.database).series_uids(study_id)
     if not ours:
         return False
-    try:
-        series = context.orthanc.get_json(f"/studies/{study_id}/series")
-    except OrthancError as error:
-        if error.status == 404:
-            return False
-        raise
+    series = get_if_found(context.orthanc, f"/studies/{study_id}/series")
     if not series or any(
         item["MainDicomTags"].get("SeriesInstanceUID") not in ours for item in series
     ):

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hounsfield.api import Migration, OrthancApi, OrthancError
+from hounsfield.api import Migration, OrthancApi, get_if_found
 from hounsfield.clock import now_iso
 from hounsfield.db import Database, Row, Schema
 from hounsfield.reading.model import OPEN, NotInWorklist, Priority, ReadingConflict, Status
@@ -185,13 +185,10 @@ class StudySummary:
     @classmethod
     def read(cls, orthanc: OrthancApi, study_id: str) -> StudySummary | None:
         """None when the study is gone (deleted between the event and now)."""
-        try:
-            study = orthanc.get_json(f"/studies/{study_id}")
-            series = orthanc.get_json(f"/studies/{study_id}/series")
-        except OrthancError as error:
-            if error.status == 404:
-                return None
-            raise
+        study = get_if_found(orthanc, f"/studies/{study_id}")
+        series = get_if_found(orthanc, f"/studies/{study_id}/series") if study else None
+        if study is None or series is None:
+            return None
         return cls.from_orthanc(study, series)
 
 
